@@ -1,0 +1,3 @@
+from energizer_hf.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""``energizer-hf``: the command line.
+
+Commands:
+    demo        run the offline demo (entropy vs random on generated data)
+    run         run a YAML configuration; any field can be overridden (--query-size 10)
+    strategies  list the registered strategy names
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _field_parser(field: dataclasses.Field) -> Any:
+    """An argparse ``type`` for a RunConfig field, from its annotation."""
+    ann = str(field.type)
+    if ann.startswith("dict") or ann.startswith("list"):
+        import yaml
+
+        return yaml.safe_load
+    if "bool" in ann:
+        return _parse_bool
+    if "int" in ann and "float" not in ann:
+        return lambda s: None if s.lower() in ("none", "null") else int(s)
+    if "float" in ann:
+        return float
+    return lambda s: None if s.lower() in ("none", "null") else s
+
+
+def _parse_bool(value: str) -> bool:
+    v = value.lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from energizer_hf.learner import RunConfig
+
+    parser = argparse.ArgumentParser(prog="energizer-hf", description="Active learning for Hugging Face models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the offline demo (entropy vs random)")
+    demo.add_argument("--out-dir", default="energizer_demo", help="where to write runs and the plot")
+    demo.add_argument("--rounds", type=int, default=6)
+    demo.add_argument("--query-size", type=int, default=20)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--strategies", default="entropy,random", help="comma-separated names")
+    demo.add_argument("--no-progress", action="store_true")
+
+    run = sub.add_parser(
+        "run",
+        help="run a YAML configuration",
+        description="Run active learning from a YAML file; every field can be overridden.",
+    )
+    run.add_argument("config", nargs="?", help="YAML file with RunConfig fields")
+    for f in dataclasses.fields(RunConfig):
+        run.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=_field_parser(f),
+            default=argparse.SUPPRESS,
+            help=f.metadata.get("help", ""),
+        )
+
+    sub.add_parser("strategies", help="list the registered strategy names")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    from energizer_hf.errors import EnergizerError
+
+    try:
+        if args.command == "demo":
+            from energizer_hf.demo import run_demo
+
+            run_demo(
+                out_dir=args.out_dir,
+                strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+                rounds=args.rounds,
+                query_size=args.query_size,
+                seed=args.seed,
+                progress=not args.no_progress,
+            )
+            return 0
+        if args.command == "strategies":
+            from energizer_hf.query_strategies import available_strategies
+
+            print("\n".join(available_strategies()))
+            return 0
+        if args.command == "run":
+            from energizer_hf.learner import ActiveLearner, RunConfig
+
+            values = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+            config = RunConfig.from_yaml(args.config) if args.config else RunConfig()
+            config = dataclasses.replace(config, **values)
+            results = ActiveLearner(config).run()
+            print(results.to_table())
+            print(f"\nRounds recorded in {os.path.join(config.run_dir, 'rounds.jsonl')}")
+            return 0
+    except EnergizerError as err:
+        print(f"energizer-hf: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Data adapters: how the loop turns pool ids into DataLoaders.
+
+* :class:`TorchDataAdapter` re-uses the user's own ``DataLoader`` settings (batch size,
+  collate function, workers) over zero-copy subsets of a map-style dataset: the seed API.
+* :class:`HFDataAdapter` works on a tokenized ``datasets.Dataset``: labels come from the
+  pool's label state (what the annotator said), never from the dataset, and pool batches
+  are built by length with dynamic padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from energizer_hf.pool import ActivePool
+
+__all__ = ["HFDataAdapter", "LabelledRows", "TorchDataAdapter"]
+
+
+def _loader_settings(dl: DataLoader) -> dict[str, Any]:
+    return {
+        "batch_size": dl.batch_size or 1,
+        "collate_fn": dl.collate_fn,
+        "num_workers": dl.num_workers,
+        "pin_memory": dl.pin_memory,
+    }
+
+
+class TorchDataAdapter:
+    """Build per-round loaders from the user's DataLoaders (seed API).
+
+    Args:
+        train_dataloader: its dataset is the pool; its settings are re-used.
+        val_dataloader: fixed validation data; when ``None``, the pool's validation split
+            (if any) is used.
+        test_dataloader: fixed test data.
+    """
+
+    def __init__(
+        self,
+        train_dataloader: DataLoader,
+        val_dataloader: DataLoader | None = None,
+        test_dataloader: DataLoader | None = None,
+    ) -> None:
+        self.train_dataloader = train_dataloader
+        self.val_dataloader = val_dataloader
+        self.test_dataloader = test_dataloader
+        self.settings = _loader_settings(train_dataloader)
+
+    @property
+    def dataset(self) -> Any:
+        return self.train_dataloader.dataset
+
+    def train_loader(self, pool: ActivePool, seed: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            Subset(self.dataset, pool.train_ids.tolist()),
+            shuffle=True,
+            generator=generator,
+            **self.settings,
+        )
+
+    def val_loader(self, pool: ActivePool) -> DataLoader | None:
+        if self.val_dataloader is not None:
+            return self.val_dataloader
+        ids = pool.validation_ids
+        if ids.size == 0:
+            return None
+        return DataLoader(Subset(self.dataset, ids.tolist()), shuffle=False, **self.settings)
+
+    def test_loader(self) -> DataLoader | None:
+        return self.test_dataloader
+
+    def pool_batches(
+        self, pool: ActivePool, batch_size: int | None = None
+    ) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]:
+        ids = pool.unlabelled_ids
+        settings = dict(self.settings)
+        if batch_size is not None:
+            settings["batch_size"] = batch_size
+        bs = settings["batch_size"]
+
+        def iterate() -> Iterator[tuple[Any, np.ndarray]]:
+            loader = DataLoader(Subset(self.dataset, ids.tolist()), shuffle=False, **settings)
+            for i, batch in enumerate(loader):
+                yield batch, ids[i * bs : (i + 1) * bs]
+
+        return iterate
+
+
+class LabelledRows(Dataset):
+    """Rows of a tokenized dataset with labels attached from an array (batched reads).
+
+    ``dataset[ids]`` is read in one Arrow call per batch through ``__getitems__``.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        ids: np.ndarray,
+        labels: np.ndarray | None = None,
+        columns: list[str] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def __getitems__(self, positions: list[int]) -> list[dict[str, Any]]:
+        rows = self.dataset[self.ids[positions].tolist()]
+        keys = self.columns or list(rows)
+        out = [{k: rows[k][j] for k in keys} for j in range(len(positions))]
+        if self.labels is not None:
+            for j, p in enumerate(positions):
+                out[j]["labels"] = int(self.labels[p])
+        return out
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        return self.__getitems__([position])[0]
+
+
+class HFDataAdapter:
+    """Loaders over a tokenized ``datasets.Dataset`` with dynamic padding.
+
+    Args:
+        tokenized: the tokenized pool (row ``i`` is pool id ``i``), without labels.
+        collator: pads a list of feature dicts into a batch (e.g.
+            ``transformers.DataCollatorWithPadding``).
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and pool scoring.
+        test: the tokenized test split and its label ids, or ``None``.
+        lengths: token count of each pool row, for length-sorted pool batches.
+        model_columns: the columns the model takes (e.g. input_ids, attention_mask).
+    """
+
+    def __init__(
+        self,
+        tokenized: Any,
+        collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+        batch_size: int,
+        eval_batch_size: int,
+        *,
+        test: tuple[Any, np.ndarray] | None = None,
+        lengths: np.ndarray | None = None,
+        model_columns: list[str] | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        self.tokenized = tokenized
+        self.collator = collator
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.test = test
+        self.lengths = lengths
+        self.model_columns = model_columns
+        self.num_workers = num_workers
+
+    def _loader(self, rows: LabelledRows, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(
+            rows,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+        )
+
+    def train_loader(self, pool: ActivePool, seed: int) -> DataLoader:
+        ids = pool.train_ids
+        return self._loader(
+            LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns),
+            self.batch_size,
+            shuffle=True,
+            seed=seed,
+        )
+
+    def val_loader(self, pool: ActivePool) -> DataLoader | None:
+        ids = pool.validation_ids
+        if ids.size == 0:
+            return None
+        rows = LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns)
+        return self._loader(rows, self.eval_batch_size, shuffle=False)
+
+    def test_loader(self) -> DataLoader | None:
+        if self.test is None:
+            return None
+        data, labels = self.test
+        rows = LabelledRows(data, np.arange(len(data)), labels, self.model_columns)
+        return self._loader(rows, self.eval_batch_size, shuffle=False)
+
+    def pool_batches(
+        self, pool: ActivePool, batch_size: int | None = None
+    ) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]:
+        """Unlabelled rows in batches of similar length (less padding), with their pool ids."""
+        ids = pool.unlabelled_ids
+        if self.lengths is not None:
+            ids = ids[np.argsort(self.lengths[ids], kind="stable")]
+        bs = batch_size or self.eval_batch_size
+        rows = LabelledRows(self.tokenized, ids, None, self.model_columns)
+
+        def iterate() -> Iterator[tuple[Any, np.ndarray]]:
+            for start in range(0, len(rows), bs):
+                positions = list(range(start, min(start + bs, len(rows))))
+                yield self.collator(rows.__getitems__(positions)), ids[start : start + bs]
+
+        return iterate

@@ -1,0 +1,555 @@
+"""The HF-native entry point: a ``datasets`` dataset, a model name, a strategy name.
+
+>>> from energizer_hf.learner import RunConfig
+>>> RunConfig(dataset="ag_news", model="bert-base-uncased", strategy="margin").query_size
+25
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energizer_hf.errors import (
+    ColumnNotFoundError,
+    EmptyPoolError,
+    EnergizerError,
+    LabelMismatchError,
+)
+from energizer_hf.loop import ActiveLoop, LoopSettings
+from energizer_hf.oracles.base import Oracle, SimulatedOracle
+from energizer_hf.pool import ActivePool
+from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.query_strategies.registry import get_strategy_class
+from energizer_hf.results import RoundResults
+
+__all__ = ["ActiveLearner", "RunConfig", "encode_labels", "load_data"]
+
+log = logging.getLogger(__name__)
+
+# Fields that do not change what a run computes: they may differ when resuming.
+_NON_SEMANTIC = {"run_dir", "progress", "num_workers", "eval_batch_size", "rounds", "total_budget"}
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines an active-learning run; mirrors the YAML of ``energizer-hf run``."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset name, a local CSV/JSON/JSONL/parquet file or a save_to_disk directory."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    data_files: dict[str, str] | None = field(
+        default=None, metadata={"help": "Split name → local file, e.g. {train: a.csv, test: b.csv}."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split used as the pool."})
+    test_split: str | None = field(default="test", metadata={"help": "Split used for testing (empty: none)."})
+    text_column: str = field(default="text", metadata={"help": "Column with the text."})
+    text_pair_column: str | None = field(default=None, metadata={"help": "Second text column for pairs."})
+    label_column: str = field(default="label", metadata={"help": "Column with the label (int, string or ClassLabel)."})
+    label_names: list[str] | None = field(
+        default=None, metadata={"help": "Class names, when the pool has no label column to read them from."}
+    )
+    model: str | None = field(default=None, metadata={"help": "Hub id or local directory of the model."})
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer hub id or directory (default: model)."})
+    max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens."})
+    strategy: str = field(default="entropy", metadata={"help": "Query strategy name (see energizer-hf strategies)."})
+    query_size: int = field(default=25, metadata={"help": "Examples labelled per round."})
+    initial_size: int = field(default=25, metadata={"help": "Size of the initial labelled set."})
+    initial_strategy: str = field(default="stratified", metadata={"help": "'random' or 'stratified' initial set."})
+    rounds: int | None = field(default=5, metadata={"help": "Number of query rounds (records = rounds + 1)."})
+    total_budget: int = field(default=-1, metadata={"help": "Stop at this many labels (-1: no budget)."})
+    validation_perc: float = field(default=0.0, metadata={"help": "Fraction of new labels held out for validation."})
+    early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without validation gain before stopping (0: off)."})
+    max_epochs: int = field(default=3, metadata={"help": "Training epochs per round."})
+    batch_size: int = field(default=16, metadata={"help": "Training batch size."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Batch size for test and pool scoring."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps of linear warm-up."})
+    reset_weights: bool = field(default=True, metadata={"help": "Reset to the initial weights each round."})
+    seed: int = field(default=0, metadata={"help": "Seed of everything."})
+    accelerator: str = field(default="auto", metadata={"help": "Lightning accelerator (cpu, gpu, auto)."})
+    precision: str = field(default="32-true", metadata={"help": "Lightning precision, e.g. bf16-mixed."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
+    run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def __post_init__(self) -> None:
+        if self.test_split == "":
+            self.test_split = None
+        for name in ("query_size", "max_epochs", "batch_size", "eval_batch_size", "max_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                from energizer_hf.errors import BudgetError
+
+                raise BudgetError(f"{name} must be a positive integer, got {value!r}.")
+        if self.initial_size < 0:
+            from energizer_hf.errors import BudgetError
+
+            raise BudgetError(f"initial_size must be >= 0, got {self.initial_size}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise EnergizerError(
+                f"Unknown configuration fields: {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> RunConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise EnergizerError(f"{path} must hold a mapping of configuration fields.")
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: str | os.PathLike) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# ---------------------------------------------------------------------- data loading
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def load_data(
+    dataset: str | None,
+    dataset_config: str | None = None,
+    data_files: dict[str, str] | None = None,
+) -> Any:
+    """Load a ``DatasetDict`` from a hub name, a local file, a split→file mapping or a
+    ``save_to_disk`` directory."""
+    import datasets
+
+    if data_files:
+        exts = {Path(f).suffix.lower() for f in data_files.values()}
+        if len(exts) != 1 or next(iter(exts)) not in _FILE_BUILDERS:
+            raise EnergizerError(
+                f"data_files must all be CSV, TSV, JSON(L) or parquet files of one kind, got {sorted(exts)}."
+            )
+        ext = next(iter(exts))
+        kwargs = {"delimiter": "\t"} if ext == ".tsv" else {}
+        return datasets.load_dataset(_FILE_BUILDERS[ext], data_files=dict(data_files), **kwargs)
+    if not dataset:
+        raise EnergizerError("No dataset given: set `dataset` (a hub name or a local path) or `data_files`.")
+    path = Path(dataset)
+    if path.is_dir() and (
+        (path / "dataset_dict.json").exists() or (path / "state.json").exists() or (path / "dataset_info.json").exists()
+    ):
+        return datasets.load_from_disk(str(path))
+    if path.is_file():
+        ext = path.suffix.lower()
+        if ext not in _FILE_BUILDERS:
+            raise EnergizerError(
+                f"Cannot read '{path}': use a .csv, .tsv, .json, .jsonl or .parquet file, or a save_to_disk directory."
+            )
+        kwargs = {"delimiter": "\t"} if ext == ".tsv" else {}
+        return datasets.load_dataset(_FILE_BUILDERS[ext], data_files={"train": str(path)}, **kwargs)
+    return datasets.load_dataset(dataset, dataset_config)
+
+
+def encode_labels(
+    pool_labels: Any, test_labels: Any = None, feature: Any = None
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Map raw labels (ints, strings or a ``ClassLabel``) to ids ``0..C-1`` with names.
+
+    Returns ``(names, pool_ids, test_ids)``.
+
+    Raises:
+        LabelMismatchError: a test label that never occurs in the pool, or missing labels.
+    """
+    names_from_feature = getattr(feature, "names", None)
+    pool = np.asarray(pool_labels)
+    test = None if test_labels is None else np.asarray(test_labels)
+    for arr, where in ((pool, "pool"), (test, "test split")):
+        if arr is not None and arr.dtype == object and any(v is None for v in arr.tolist()):
+            raise LabelMismatchError(
+                f"The {where} has rows without a label; drop them or fill the label column."
+            )
+    if names_from_feature is not None:
+        names = list(names_from_feature)
+        return names, pool.astype(np.int64), None if test is None else test.astype(np.int64)
+    values = pool if test is None else np.concatenate([pool, test])
+    classes = np.unique(values)
+    if np.issubdtype(classes.dtype, np.integer) and classes.min() >= 0 and np.array_equal(
+        classes, np.arange(classes.max() + 1)
+    ):
+        names = [str(c) for c in classes.tolist()]
+        return names, pool.astype(np.int64), None if test is None else test.astype(np.int64)
+    pool_classes = np.unique(pool)
+    if test is not None:
+        unseen = np.setdiff1d(np.unique(test), pool_classes)
+        if unseen.size:
+            raise LabelMismatchError(
+                f"The test split has labels that never occur in the pool: {unseen[:10].tolist()}."
+            )
+    names = [str(c) for c in pool_classes.tolist()]
+    pool_ids = np.searchsorted(pool_classes, pool).astype(np.int64)
+    test_ids = None if test is None else np.searchsorted(pool_classes, test).astype(np.int64)
+    return names, pool_ids, test_ids
+
+
+def _tokenizer_identity(tokenizer: Any) -> str:
+    h = hashlib.sha256()
+    h.update(type(tokenizer).__name__.encode())
+    h.update(str(getattr(tokenizer, "name_or_path", "")).encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(str(getattr(tokenizer, "vocab_size", "")).encode())
+    return h.hexdigest()[:16]
+
+
+class ActiveLearner:
+    """Run active learning on a ``datasets`` dataset with a ``transformers`` model.
+
+    Everything in :class:`RunConfig` can be given as keyword overrides; objects (a loaded
+    dataset, a model instance or config, a tokenizer, an oracle, ``evaluate`` metrics)
+    are passed directly.
+
+    Example:
+        >>> learner = ActiveLearner(dataset=my_dataset_dict, model="prajjwal1/bert-tiny",
+        ...                         strategy="entropy", query_size=25, rounds=5)  # doctest: +SKIP
+        >>> results = learner.run()  # doctest: +SKIP
+        >>> results.to_pandas()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: RunConfig | None = None,
+        *,
+        dataset: Any = None,
+        model: Any = None,
+        tokenizer: Any = None,
+        strategy: str | type[Strategy] | None = None,
+        oracle: Oracle | None = None,
+        metrics: list[Any] | None = None,
+        callbacks: list[Any] | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = config or RunConfig()
+        if isinstance(dataset, (str, os.PathLike)):
+            overrides["dataset"] = str(dataset)
+            dataset = None
+        if isinstance(model, (str, os.PathLike)):
+            overrides["model"] = str(model)
+            model = None
+        if isinstance(tokenizer, (str, os.PathLike)):
+            overrides["tokenizer"] = str(tokenizer)
+            tokenizer = None
+        strategy_class = None
+        if isinstance(strategy, str):
+            overrides["strategy"] = strategy
+        elif isinstance(strategy, type) and issubclass(strategy, Strategy):
+            strategy_class = strategy
+            overrides["strategy"] = getattr(strategy, "name", strategy.__name__)
+        elif strategy is not None:
+            raise EnergizerError(
+                f"strategy must be a registered name or a Strategy subclass, got {type(strategy).__name__}."
+            )
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+        self.strategy_class = strategy_class or get_strategy_class(self.config.strategy)
+        self._dataset = dataset
+        self._model = model
+        self._tokenizer = tokenizer
+        self.oracle = oracle
+        self.metrics = metrics
+        self.callbacks = callbacks or []
+        self.loop: ActiveLoop | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _splits(self) -> tuple[Any, Any]:
+        import datasets
+
+        cfg = self.config
+        data = self._dataset
+        if data is None:
+            data = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files)
+        if isinstance(data, datasets.Dataset):
+            pool_ds, test_ds = data, None
+        elif isinstance(data, (datasets.DatasetDict, dict)):
+            if cfg.train_split not in data:
+                raise EnergizerError(
+                    f"The dataset has no split '{cfg.train_split}' (splits: {', '.join(data)}): set train_split."
+                )
+            pool_ds = data[cfg.train_split]
+            test_ds = data.get(cfg.test_split) if cfg.test_split else None
+            if cfg.test_split and test_ds is None:
+                log.warning(
+                    "No '%s' split (splits: %s): rounds are not tested.", cfg.test_split, ", ".join(data)
+                )
+        else:
+            raise EnergizerError(
+                f"dataset must be a datasets.Dataset or DatasetDict, got {type(data).__name__}."
+            )
+        if len(pool_ds) == 0:
+            raise EmptyPoolError(f"The pool split '{cfg.train_split}' has no rows.")
+        if test_ds is not None and len(test_ds) == 0:
+            raise EmptyPoolError(
+                f"The test split '{cfg.test_split}' has no rows: give a non-empty test split or set test_split to ''."
+            )
+        needed = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+        for name, ds in (("pool", pool_ds), ("test", test_ds)):
+            if ds is None:
+                continue
+            cols = ds.column_names
+            want = needed + ([cfg.label_column] if (name == "test" or self.oracle is None) else [])
+            missing = [c for c in want if c not in cols]
+            if missing:
+                raise ColumnNotFoundError(
+                    f"The {name} split has no column {', '.join(repr(m) for m in missing)}; its columns "
+                    f"are: {', '.join(cols)}. Set text_column / label_column accordingly."
+                )
+        return pool_ds, test_ds
+
+    def setup(self) -> ActiveLoop:
+        """Load data, model and tokenizer, tokenize (cached), and build the loop."""
+        import torch
+        from transformers import AutoTokenizer, DataCollatorWithPadding
+
+        from energizer_hf.data import HFDataAdapter
+        from energizer_hf.fitting import KeepBestWeights, LightningBackend
+        from energizer_hf.model import HFSequenceClassifier
+        from energizer_hf.utils import seed_everything
+
+        cfg = self.config
+        run_dir = Path(cfg.run_dir)
+        pool_ds, test_ds = self._splits()
+
+        # labels
+        has_pool_labels = cfg.label_column in pool_ds.column_names
+        feature = pool_ds.features.get(cfg.label_column) if has_pool_labels else None
+        if has_pool_labels:
+            names, pool_labels, test_labels = encode_labels(
+                pool_ds[cfg.label_column][:],
+                test_ds[cfg.label_column][:] if test_ds is not None else None,
+                feature,
+            )
+        else:
+            if not cfg.label_names:
+                raise ColumnNotFoundError(
+                    f"The pool has no label column '{cfg.label_column}': give label_names for your oracle."
+                )
+            names, pool_labels = list(cfg.label_names), None
+            test_labels = None
+            if test_ds is not None:
+                _, _, test_labels = encode_labels(np.asarray(names), test_ds[cfg.label_column][:])
+        if cfg.label_names and list(cfg.label_names) != names:
+            raise LabelMismatchError(
+                f"label_names {cfg.label_names} do not match the classes in the data {names}."
+            )
+        if len(names) < 2:
+            raise LabelMismatchError(
+                f"The data has {len(names)} class ({', '.join(names)}): classification needs at least 2."
+            )
+        self.label_names = names
+        id2label = dict(enumerate(names))
+
+        # tokenizer and model
+        tokenizer = self._tokenizer
+        if tokenizer is None:
+            source = cfg.tokenizer or cfg.model
+            if not source:
+                raise EnergizerError("Give a tokenizer (object or name) or a model name to load one from.")
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        self.tokenizer = tokenizer
+        model_spec = self._model if self._model is not None else cfg.model
+        if model_spec is None:
+            raise EnergizerError("No model given: set `model` to a hub id or a local directory.")
+        _check_pretrained_num_labels(model_spec, len(names))
+        seed_everything(cfg.seed)
+        module = HFSequenceClassifier(
+            model_spec,
+            num_labels=len(names),
+            id2label=id2label,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            warmup_ratio=cfg.warmup_ratio,
+            metrics=self.metrics,
+        )
+
+        # tokenization, cached next to the run
+        pool = ActivePool(pool_ds)
+        tok_id = _tokenizer_identity(tokenizer)
+        cache_dir = run_dir / "cache"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tokenized = self._tokenize(pool_ds, tokenizer, cache_dir / f"pool-{pool.fingerprint}-{tok_id}-{cfg.max_length}.arrow")
+        lengths = np.asarray(tokenized["length"][:], dtype=np.int64)
+        test = None
+        if test_ds is not None:
+            from energizer_hf.utils import dataset_fingerprint
+
+            test_tok = self._tokenize(
+                test_ds, tokenizer, cache_dir / f"test-{dataset_fingerprint(test_ds)}-{tok_id}-{cfg.max_length}.arrow"
+            )
+            test = (test_tok, test_labels)
+        model_columns = [c for c in tokenized.column_names if c != "length"]
+        adapter = HFDataAdapter(
+            tokenized,
+            DataCollatorWithPadding(tokenizer, return_tensors="pt"),
+            batch_size=cfg.batch_size,
+            eval_batch_size=cfg.eval_batch_size,
+            test=test,
+            lengths=lengths,
+            model_columns=model_columns,
+            num_workers=cfg.num_workers,
+        )
+
+        # strategy, oracle, backend, loop
+        strategy = self.strategy_class(module)
+        oracle = self.oracle if self.oracle is not None else SimulatedOracle(pool_labels)
+        if pool_labels is None and self.oracle is None:
+            raise EnergizerError("The pool has no labels to simulate an oracle with: pass oracle=...")
+
+        def callbacks_factory() -> list:
+            cbs: list = []
+            if cfg.validation_perc > 0:
+                cbs.append(KeepBestWeights("val/f1_macro", "max"))
+                if cfg.early_stopping_patience > 0:
+                    from pytorch_lightning.callbacks import EarlyStopping
+
+                    cbs.append(EarlyStopping("val/f1_macro", mode="max", patience=cfg.early_stopping_patience))
+            return cbs
+
+        accelerator = cfg.accelerator
+        if accelerator == "auto" and not torch.cuda.is_available():
+            accelerator = "cpu"
+        trainer_kwargs = {
+            "max_epochs": cfg.max_epochs,
+            "accelerator": accelerator,
+            "devices": 1,
+            "precision": cfg.precision,
+            "enable_checkpointing": False,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 1,
+        }
+        backend = LightningBackend(
+            strategy.model,
+            adapter,
+            trainer_kwargs,
+            reset_weights=cfg.reset_weights,
+            seed=cfg.seed,
+            callbacks_factory=callbacks_factory,
+            quiet=True,
+        )
+        settings = LoopSettings(
+            query_size=cfg.query_size,
+            max_rounds=cfg.rounds,
+            total_budget=cfg.total_budget,
+            initial_size=cfg.initial_size,
+            initial_strategy=cfg.initial_strategy if pool_labels is not None else "random",
+            validation_perc=cfg.validation_perc,
+            test_after_labelling=test is not None,
+            reset_weights=cfg.reset_weights,
+            seed=cfg.seed,
+        )
+        semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
+        semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
+        semantic["tokenizer"] = tok_id
+        self.loop = ActiveLoop(
+            pool,
+            strategy,
+            backend,
+            oracle,
+            settings,
+            run_dir,
+            config=semantic,
+            label_names=names,
+            stratify_labels=pool_labels,
+            callbacks=self.callbacks,
+            progress=cfg.progress,
+        )
+        self.module = strategy.model
+        self.strategy = strategy
+        self.pool = pool
+        return self.loop
+
+    def _tokenize(self, ds: Any, tokenizer: Any, cache_file: Path) -> Any:
+        cfg = self.config
+        text, pair = cfg.text_column, cfg.text_pair_column
+        max_length = cfg.max_length
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            args = (batch[text], batch[pair]) if pair else (batch[text],)
+            enc = tokenizer(*args, truncation=True, max_length=max_length)
+            enc["length"] = [len(ids) for ids in enc["input_ids"]]
+            return dict(enc)
+
+        import datasets
+
+        bars = datasets.is_progress_bar_enabled()
+        if not cfg.progress:
+            datasets.disable_progress_bars()
+        try:
+            return ds.map(
+                tokenize,
+                batched=True,
+                batch_size=1000,
+                remove_columns=ds.column_names,
+                cache_file_name=str(cache_file),
+                new_fingerprint=cache_file.stem[:60],
+                desc="Tokenizing",
+            )
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
+
+    def run(self) -> RoundResults:
+        """Run (or resume) the rounds and return their results."""
+        loop = self.loop or self.setup()
+        results = loop.run()
+        (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
+        return results
+
+
+def _yaml_dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+
+
+def _describe_model(model: Any) -> str:
+    cfg = getattr(model, "config", model)
+    to_dict = getattr(cfg, "to_dict", None)
+    payload = json.dumps(to_dict() if callable(to_dict) else repr(cfg), sort_keys=True, default=str)
+    return f"{type(model).__name__}:{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def _check_pretrained_num_labels(model: Any, num_labels: int) -> None:
+    """A fine-tuned classifier checkpoint with another number of classes is an error."""
+    if not isinstance(model, str):
+        return
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model)
+    except Exception:  # noqa: BLE001 - let from_pretrained raise its own error later
+        return
+    archs = getattr(config, "architectures", None) or []
+    if any("ForSequenceClassification" in a for a in archs) and config.num_labels != num_labels:
+        raise LabelMismatchError(
+            f"The checkpoint '{model}' is a classifier with num_labels={config.num_labels}, but the "
+            f"data has {num_labels} classes: use a base model, or data with the same classes."
+        )

@@ -1,0 +1,434 @@
+"""The round loop: one engine behind both the seed API and the HF-native entry point.
+
+Each round ``r``: fit on the labelled training rows (validation rows for early stopping
+and model selection), test, query ``k`` ids with the strategy, have the oracle label them
+(they become round ``r + 1``), and append a record to ``<run_dir>/rounds.jsonl``.
+
+Crash safety: the label state is replaced atomically by every ``label`` call and each
+record is appended with an fsync. On resume, the last complete record says how far the run
+got; labels of any later round (queried but not recorded) are rolled back and that round
+is redone. With the same seed it makes the same query again, so the final labelled set is
+the same as an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from energizer_hf.errors import BudgetError, ConfigMismatchError, EnergizerError, InvalidIdsError
+from energizer_hf.oracles.base import Oracle
+from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
+from energizer_hf.results import RoundResults
+from energizer_hf.scoring import QueryContext
+from energizer_hf.utils import append_jsonl, atomic_write_json, read_jsonl
+
+__all__ = ["ActiveLoop", "Backend", "LoopSettings"]
+
+log = logging.getLogger(__name__)
+
+ROUNDS_FILE = "rounds.jsonl"
+RUN_FILE = "run.json"
+POOL_DIR = "pool"
+MODEL_STATE_FILE = "model_state.pt"
+
+
+@dataclass
+class LoopSettings:
+    """How many rounds, how many labels, how to split them.
+
+    Attributes:
+        query_size: ids labelled per round (> 0).
+        max_rounds: number of query rounds; the run makes ``max_rounds + 1`` records (the
+            last one fits and tests on the final labelled set). ``None``: until the budget
+            or the pool runs out.
+        total_budget: stop once this many rows are labelled (initial set included);
+            ``-1`` for no budget.
+        initial_size: size of the initial labelled set when the pool has none (``None``:
+            ``query_size``).
+        initial_strategy: ``"random"`` or ``"stratified"`` (needs ``stratify_labels``).
+        validation_perc: fraction of each round's new labels held out for validation.
+        test_after_labelling: test after each fit when test data exist.
+        reset_weights: reset the model to its initial weights before each fit.
+        seed: seeds training, querying and splitting, per round.
+    """
+
+    query_size: int
+    max_rounds: int | None = None
+    total_budget: int = -1
+    initial_size: int | None = None
+    initial_strategy: str = "random"
+    validation_perc: float = 0.0
+    test_after_labelling: bool = True
+    reset_weights: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.query_size, (int, np.integer)) or self.query_size <= 0:
+            raise BudgetError(
+                f"query_size must be a positive integer, got {self.query_size!r}: it is the "
+                "number of examples labelled per round."
+            )
+        if self.max_rounds is not None and self.max_rounds < 0:
+            raise BudgetError(f"max_rounds must be >= 0 (or None), got {self.max_rounds}.")
+        if self.total_budget is None:
+            self.total_budget = -1
+        if self.total_budget == 0 or self.total_budget < -1:
+            raise BudgetError(
+                f"total_budget must be a positive number of labels or -1 for none, got "
+                f"{self.total_budget}."
+            )
+        if self.max_rounds is None and self.total_budget == -1:
+            raise BudgetError(
+                "Give max_rounds (number of query rounds) or total_budget (number of labels), "
+                "otherwise the run would label the whole pool."
+            )
+        if self.initial_size is not None and self.initial_size < 0:
+            raise BudgetError(f"initial_size must be >= 0, got {self.initial_size}.")
+        if not 0.0 <= self.validation_perc < 1.0:
+            raise BudgetError(
+                f"validation_perc must be in [0, 1), got {self.validation_perc}: it is the "
+                "fraction of new labels held out for validation."
+            )
+        if self.initial_strategy not in ("random", "stratified"):
+            raise BudgetError(
+                f"initial_strategy must be 'random' or 'stratified', got {self.initial_strategy!r}."
+            )
+
+
+class Backend(Protocol):
+    """What the loop needs from a trainer: fit, test, and batches of the pool."""
+
+    def fit(self, pool: ActivePool, round: int) -> dict[str, float]: ...
+
+    def test(self, round: int) -> dict[str, float]: ...
+
+    def has_test_data(self) -> bool: ...
+
+    def pool_batches(self, pool: ActivePool) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]: ...
+
+    def scoring_device(self) -> Any: ...
+
+    def save_model_state(self, path: Path) -> None: ...
+
+    def load_model_state(self, path: Path) -> None: ...
+
+
+def round_seed(seed: int, round: int) -> int:
+    """A 32-bit seed that depends on the run's seed and the round."""
+    return int(np.random.SeedSequence([seed, round + 1]).generate_state(1)[0])
+
+
+def _maybe_fault(point: str, round: int) -> None:
+    """Test hook: ``ENERGIZER_HF_FAULT=after_label:2`` kills the process at that point."""
+    spec = os.environ.get("ENERGIZER_HF_FAULT")
+    if spec and spec == f"{point}:{round}":
+        os._exit(77)
+
+
+class ActiveLoop:
+    """Runs labelling rounds until the budget, the rounds or the pool run out.
+
+    Args:
+        pool: the active pool; its state is attached to ``<run_dir>/pool``.
+        strategy: a :class:`~energizer_hf.query_strategies.Strategy`.
+        backend: fits, tests and batches the pool (see :class:`Backend`).
+        oracle: gives labels to queried ids.
+        settings: the :class:`LoopSettings`.
+        run_dir: where the label state and ``rounds.jsonl`` live; an existing run
+            directory with the same configuration is resumed.
+        config: a JSON-serialisable description of the run, compared on resume.
+        label_names: names of label ids, used in the records' label distributions.
+        stratify_labels: true labels of the pool, only for a stratified initial set.
+        callbacks: objects with optional ``on_round_start(loop, round)`` and
+            ``on_round_end(loop, record)`` methods.
+        progress: show a progress bar over rounds.
+    """
+
+    def __init__(
+        self,
+        pool: ActivePool,
+        strategy: Any,
+        backend: Backend,
+        oracle: Oracle,
+        settings: LoopSettings,
+        run_dir: str | Path,
+        *,
+        config: dict[str, Any] | None = None,
+        label_names: Sequence[str] | None = None,
+        stratify_labels: np.ndarray | None = None,
+        callbacks: Sequence[Any] = (),
+        progress: bool = True,
+    ) -> None:
+        self.pool = pool
+        self.strategy = strategy
+        self.backend = backend
+        self.oracle = oracle
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.config = dict(config or {})
+        self.label_names = list(label_names) if label_names is not None else None
+        self.stratify_labels = stratify_labels
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.records: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ run directory
+    def _full_config(self) -> dict[str, Any]:
+        return {
+            "settings": asdict(self.settings),
+            "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
+            "strategy_class": type(self.strategy).__qualname__,
+            "pool_fingerprint": self.pool.fingerprint,
+            "pool_rows": len(self.pool),
+            **({"run": self.config} if self.config else {}),
+        }
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        run_file = self.run_dir / RUN_FILE
+        config = _jsonable(self._full_config())
+        if run_file.exists():
+            import json
+
+            saved = json.loads(run_file.read_text())
+            saved_config = saved.get("config", {})
+            if saved_config != config:
+                diffs = _diff_keys(saved_config, config)
+                raise ConfigMismatchError(
+                    f"The run directory '{self.run_dir}' belongs to a run with another "
+                    f"configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
+                    "Use a new run directory, or the same configuration to resume."
+                )
+        else:
+            atomic_write_json(run_file, {"config": config, "created": time.time()})
+        self.pool.attach(self.run_dir / POOL_DIR)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> RoundResults:
+        self._prepare_run_dir()
+        s = self.settings
+        self.records = read_jsonl(self.run_dir / ROUNDS_FILE)
+        if self.records and self.records[-1].get("stop_reason"):
+            log.info("Run in %s is already complete; returning its results.", self.run_dir)
+            return RoundResults(self.records)
+        start_round = self._resume()
+        if self.pool.num_labelled == 0:
+            self._label_initial()
+        if s.total_budget != -1 and s.total_budget < self.pool.num_labelled:
+            raise BudgetError(
+                f"total_budget ({s.total_budget}) is smaller than the initial labelled set "
+                f"({self.pool.num_labelled}): raise the budget or label fewer examples first."
+            )
+
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            total = s.max_rounds + 1 if s.max_rounds is not None else None
+            bar = tqdm(total=total, initial=start_round, desc="AL rounds", unit="round")
+        round = start_round
+        try:
+            while True:
+                record = self._run_round(round)
+                append_jsonl(self.run_dir / ROUNDS_FILE, record)
+                self.records.append(record)
+                self._call("on_round_end", record)
+                if bar is not None:
+                    bar.update(1)
+                    shown = {k: v for k, v in record.items() if k.startswith("test/")}
+                    bar.set_postfix({"labelled": record["num_labelled"], **shown})
+                if record["stop_reason"]:
+                    break
+                round += 1
+        finally:
+            if bar is not None:
+                bar.close()
+        return RoundResults(self.records)
+
+    def _resume(self) -> int:
+        """Roll back unrecorded labels; return the round to run next."""
+        if not self.records:
+            # Labels beyond the initial set cannot exist without a record.
+            dropped = self.pool.rollback(after_round=0)
+            if dropped.size:
+                log.warning("Dropped %d labels of an unrecorded round.", dropped.size)
+            return 0
+        last = int(self.records[-1]["round"])
+        dropped = self.pool.rollback(after_round=last + 1)
+        if dropped.size:
+            log.warning(
+                "Resuming after round %d: dropped %d labels of round %d, which was not recorded "
+                "as complete; it is redone.",
+                last,
+                dropped.size,
+                last + 2,
+            )
+        state = self.run_dir / MODEL_STATE_FILE
+        if not self.settings.reset_weights and state.exists():
+            self.backend.load_model_state(state)
+        return last + 1
+
+    def _label_initial(self) -> None:
+        s = self.settings
+        size = s.query_size if s.initial_size is None else s.initial_size
+        if size == 0:
+            raise BudgetError(
+                "The pool has no labelled rows and initial_size is 0: label an initial set "
+                "(e.g. datamodule.label(ids)) or set initial_size > 0."
+            )
+        labels = self.stratify_labels if s.initial_strategy == "stratified" else None
+        ids = self.pool.sample_initial(size, seed=round_seed(s.seed, -1), labels=labels)
+        self._label(ids, round=0)
+
+    def _label(self, ids: np.ndarray, round: int) -> np.ndarray:
+        """Ask the oracle, split validation, write the labels; returns the labelled ids."""
+        labels = self.oracle.annotate(ids, round=round)
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.int64)
+            if labels.shape != ids.shape:
+                raise InvalidIdsError(
+                    f"The oracle returned {labels.size} labels for {ids.size} ids."
+                )
+            given = labels >= 0  # -1: skipped by the annotator, stays unlabelled
+            ids, labels = ids[given], labels[given]
+        rng = np.random.default_rng([self.settings.seed, round, 0xA1])
+        val = split_validation(ids, labels, self.settings.validation_perc, rng)
+        self.pool.label(ids, labels, round=round, validation=val)
+        return ids
+
+    def _run_round(self, round: int) -> dict[str, Any]:
+        s = self.settings
+        pool = self.pool
+        t_round = time.perf_counter()
+        self._call("on_round_start", round)
+        record: dict[str, Any] = {
+            "round": round,
+            "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
+            "num_labelled": pool.num_labelled,
+            "num_train": int(pool.train_ids.size),
+            "num_validation": int(pool.validation_ids.size),
+            "label_distribution": self._named(pool.label_distribution()),
+        }
+        from energizer_hf.utils import seed_everything
+
+        seed_everything(round_seed(s.seed, round))
+        t = time.perf_counter()
+        fit_metrics = self.backend.fit(pool, round)
+        record["time_fit"] = time.perf_counter() - t
+        record.update(fit_metrics)
+        _maybe_fault("after_fit", round)
+        if not s.reset_weights:
+            self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
+
+        record["time_test"] = 0.0
+        if s.test_after_labelling and self.backend.has_test_data():
+            t = time.perf_counter()
+            record.update(self.backend.test(round))
+            record["time_test"] = time.perf_counter() - t
+
+        stop_reason, k = self._next_query_size(round)
+        queried = np.empty(0, dtype=np.int64)
+        timings: dict[str, float] = {}
+        if stop_reason is None:
+            ctx = QueryContext(
+                pool=pool,
+                round=round,
+                seed=s.seed,
+                pool_batches=self.backend.pool_batches(pool),
+                device=self.backend.scoring_device(),
+                progress=self.progress,
+            )
+            t = time.perf_counter()
+            queried = np.asarray(self.strategy.query(ctx, k), dtype=np.int64)
+            timings = dict(ctx.timings)
+            record["time_query"] = time.perf_counter() - t
+            self._check_query(queried, k)
+            t = time.perf_counter()
+            labelled = self._label(queried, round=round + 1)
+            record["time_label"] = time.perf_counter() - t
+            _maybe_fault("after_label", round)
+            record["num_skipped"] = int(queried.size - labelled.size)
+            record["queried_label_distribution"] = self._named(pool.label_distribution(labelled))
+        record["time_score"] = timings.get("score", 0.0)
+        record["num_queried"] = int(queried.size)
+        record["queried_ids"] = queried.tolist()
+        record["stop_reason"] = stop_reason
+        record["time_round"] = time.perf_counter() - t_round
+        return record
+
+    def _next_query_size(self, round: int) -> tuple[str | None, int]:
+        s = self.settings
+        if s.max_rounds is not None and round >= s.max_rounds:
+            return "max_rounds", 0
+        left = self.pool.num_unlabelled
+        if left == 0:
+            return "pool_exhausted", 0
+        k = s.query_size
+        if s.total_budget != -1:
+            budget_left = s.total_budget - self.pool.num_labelled
+            if budget_left <= 0:
+                return "budget_exhausted", 0
+            k = min(k, budget_left)
+        if k > left:
+            warn_pool_exhausted(k, left)
+            k = left
+        return None, k
+
+    def _check_query(self, ids: np.ndarray, k: int) -> None:
+        name = type(self.strategy).__name__
+        try:
+            self.pool.check_ids(ids)
+        except InvalidIdsError as err:
+            raise InvalidIdsError(f"{name} returned invalid ids: {err}") from None
+        if ids.size != k:
+            raise EnergizerError(
+                f"{name} returned {ids.size} ids but {k} were requested; a query must return "
+                "exactly min(k, unlabelled) ids."
+            )
+
+    def _named(self, dist: dict[int, int]) -> dict[str, int]:
+        names = self.label_names
+        return {
+            (names[k] if names is not None and 0 <= k < len(names) else str(k)): v
+            for k, v in dist.items()
+        }
+
+    def _call(self, hook: str, arg: Any) -> None:
+        for obj in (self.strategy, *self.callbacks):
+            fn = getattr(obj, hook, None)
+            if callable(fn):
+                fn(self, arg)
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj, default=lambda o: repr(o), sort_keys=True))
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [prefix.rstrip(".")] if a != b else []
+
+
+def _filter_noisy_warnings() -> None:
+    """Lightning warnings that are noise for many short fits on small data."""
+    for msg in (
+        ".*does not have many workers.*",
+        ".*The number of training batches .* is smaller than the logging interval.*",
+        ".*Consider setting `persistent_workers=True`.*",
+    ):
+        warnings.filterwarnings("ignore", message=msg)

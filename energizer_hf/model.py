@@ -1,0 +1,213 @@
+"""A ``LightningModule`` around any ``AutoModelForSequenceClassification``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from energizer_hf.errors import EnergizerError, LabelMismatchError
+
+__all__ = ["HFSequenceClassifier", "load_sequence_classifier"]
+
+
+def load_sequence_classifier(
+    model: Any,
+    num_labels: int,
+    id2label: dict[int, str] | None = None,
+) -> Any:
+    """Build a ``transformers`` sequence classifier from a hub id, a directory, a config or
+    an instance, with ``num_labels`` and the label names set.
+
+    Raises:
+        LabelMismatchError: an instance or config with another ``num_labels``.
+    """
+    from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+
+    id2label = id2label or {i: str(i) for i in range(num_labels)}
+    label2id = {v: k for k, v in id2label.items()}
+    if isinstance(model, PreTrainedModel):
+        have = model.config.num_labels
+        if have != num_labels:
+            raise LabelMismatchError(
+                f"{type(model).__name__} has num_labels={have} but the data has {num_labels} "
+                f"classes ({', '.join(list(id2label.values())[:10])}): build the model with "
+                f"num_labels={num_labels}, or pass a model name/config so energizer_hf builds it."
+            )
+        model.config.id2label, model.config.label2id = dict(id2label), dict(label2id)
+        return model
+    if isinstance(model, PretrainedConfig):
+        config = model
+        if getattr(config, "_num_labels_set_explicitly", False) and config.num_labels != num_labels:
+            raise LabelMismatchError(
+                f"The model config has num_labels={config.num_labels} but the data has "
+                f"{num_labels} classes."
+            )
+        config.num_labels = num_labels
+        config.id2label, config.label2id = dict(id2label), dict(label2id)
+        return AutoModelForSequenceClassification.from_config(config)
+    if isinstance(model, str):
+        return AutoModelForSequenceClassification.from_pretrained(
+            model, num_labels=num_labels, id2label=id2label, label2id=label2id
+        )
+    raise EnergizerError(
+        "model must be a hub id or local directory (str), a transformers config or a "
+        f"PreTrainedModel instance; got {type(model).__name__}."
+    )
+
+
+class HFSequenceClassifier(pl.LightningModule):
+    """Fine-tune a ``transformers`` sequence classifier with Lightning.
+
+    AdamW with linear warm-up and decay, cross-entropy loss, accuracy and macro-F1 from
+    torchmetrics on validation and test, and any ``evaluate`` modules (objects with
+    ``compute(predictions=..., references=...)``) on test.
+
+    Args:
+        model: hub id, local directory, ``PretrainedConfig`` or ``PreTrainedModel``.
+        num_labels: number of classes.
+        id2label: label names (set on the model's config).
+        learning_rate: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
+        warmup_ratio: fraction of the training steps spent warming up linearly.
+        metrics: ``evaluate`` modules computed on the test set.
+
+    Example:
+        >>> from transformers import BertConfig
+        >>> cfg = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+        ...                  num_attention_heads=2, intermediate_size=16)
+        >>> clf = HFSequenceClassifier(cfg, num_labels=3)
+        >>> clf.num_labels
+        3
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        num_labels: int,
+        id2label: dict[int, str] | None = None,
+        learning_rate: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        metrics: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_labels < 2:
+            raise LabelMismatchError(
+                f"Classification needs at least 2 classes, the data has {num_labels}."
+            )
+        self.model = load_sequence_classifier(model, num_labels, id2label)
+        self.num_labels = num_labels
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.evaluate_modules = list(metrics or [])
+        for m in self.evaluate_modules:
+            if not callable(getattr(m, "compute", None)):
+                raise EnergizerError(
+                    f"metrics must be evaluate modules (with .compute), got {type(m).__name__}."
+                )
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+        def collection(prefix: str) -> MetricCollection:
+            return MetricCollection(
+                {
+                    "accuracy": MulticlassAccuracy(num_classes=num_labels, average="micro"),
+                    "f1_macro": MulticlassF1Score(num_classes=num_labels, average="macro"),
+                },
+                prefix=prefix,
+            )
+
+        self.val_metrics = collection("val/")
+        self.test_metrics = collection("test/")
+        self._forward_args = set(inspect.signature(self.model.forward).parameters)
+        self._test_preds: list[Tensor] = []
+        self._test_refs: list[Tensor] = []
+
+    # ------------------------------------------------------------------ forward
+    def get_inputs_from_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The model inputs of a batch (drops labels and anything forward does not take)."""
+        return {k: v for k, v in batch.items() if k in self._forward_args and k != "labels"}
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.model(**self.get_inputs_from_batch(batch)).logits
+
+    def embed(self, batch: dict[str, Tensor]) -> Tensor:
+        """Mean-pooled last hidden states, ``(batch, hidden)``: the embeddings hook."""
+        out = self.model(**self.get_inputs_from_batch(batch), output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        mask = batch.get("attention_mask")
+        if mask is None:
+            return hidden.mean(1)
+        mask = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["labels"])
+        self.val_metrics.update(logits, batch["labels"])
+        self.log("val/loss", loss, batch_size=logits.shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch["labels"])
+        self.test_metrics.update(logits, batch["labels"])
+        self.log("test/loss", loss, batch_size=logits.shape[0])
+        if self.evaluate_modules:
+            self._test_preds.append(logits.argmax(-1).cpu())
+            self._test_refs.append(batch["labels"].cpu())
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        if self.evaluate_modules and self._test_preds:
+            preds = torch.cat(self._test_preds).tolist()
+            refs = torch.cat(self._test_refs).tolist()
+            for module in self.evaluate_modules:
+                name = getattr(module, "name", type(module).__name__)
+                for key, value in (module.compute(predictions=preds, references=refs) or {}).items():
+                    if isinstance(value, (int, float)):
+                        self.log(f"test/{name}_{key}" if key != name else f"test/{name}", float(value))
+        self._test_preds, self._test_refs = [], []
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        params = [
+            {
+                "params": [p for n, p in self.named_parameters() if not any(nd in n for nd in no_decay)],
+                "weight_decay": self.weight_decay,
+            },
+            {
+                "params": [p for n, p in self.named_parameters() if any(nd in n for nd in no_decay)],
+                "weight_decay": 0.0,
+            },
+        ]
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(self.warmup_ratio * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(warmup, 1)
+            return max(0.0, (total - step) / max(total - warmup, 1))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

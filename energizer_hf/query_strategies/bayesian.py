@@ -1,0 +1,105 @@
+"""Bayesian strategies on Monte-Carlo dropout samples (Gal, Islam & Ghahramani, 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from energizer_hf.errors import EnergizerError
+from energizer_hf.functional import bayesian as fb
+from energizer_hf.query_strategies.base import AccumulatorStrategy, logits_from_output
+from energizer_hf.query_strategies.registry import register_strategy
+
+__all__ = [
+    "BALDStrategy",
+    "MCDropoutStrategy",
+    "MCMeanStdStrategy",
+    "MCPredictiveEntropyStrategy",
+    "MCVariationRatiosStrategy",
+]
+
+
+@contextmanager
+def dropout_enabled(model: nn.Module):
+    """Put only the dropout layers in training mode (MC dropout), restore afterwards."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    states = [m.training for m in layers]
+    for m in layers:
+        m.train()
+    try:
+        yield len(layers)
+    finally:
+        for m, s in zip(layers, states):
+            m.train(s)
+
+
+class MCDropoutStrategy(AccumulatorStrategy):
+    """Score from ``num_mc_samples`` stochastic forward passes with dropout on.
+
+    Args:
+        model: the model to wrap; it must contain dropout layers.
+        num_mc_samples: number of stochastic passes T (default 10).
+    """
+
+    needs_mc_samples: ClassVar[bool] = True
+    mc_fn: ClassVar[Callable[[Tensor], Tensor]]
+
+    def __init__(self, model: Any = None, num_mc_samples: int = 10) -> None:
+        super().__init__(model)
+        if num_mc_samples < 2:
+            raise EnergizerError(f"num_mc_samples must be >= 2, got {num_mc_samples}.")
+        self.num_mc_samples = num_mc_samples
+
+    def mc_probabilities(self, batch: Any) -> Tensor:
+        """``(B, T, C)`` class probabilities of T dropout passes over one batch."""
+        inputs = self.get_inputs_from_batch(batch)
+        with dropout_enabled(self.model) as n:
+            if n == 0:
+                raise EnergizerError(
+                    f"{type(self).__name__} needs MC-dropout samples but "
+                    f"{type(self.model).__name__} has no dropout layers: add dropout to the "
+                    "model or use a deterministic strategy such as 'entropy'."
+                )
+            passes = [
+                torch.softmax(logits_from_output(self(inputs), self.model).float(), -1)
+                for _ in range(self.num_mc_samples)
+            ]
+        return torch.stack(passes, dim=1)
+
+    def pool_step(self, batch: Any, batch_idx: int, *args: Any, **kwargs: Any) -> Tensor:
+        return type(self).mc_fn(self.mc_probabilities(batch))
+
+
+@register_strategy("bald")
+class BALDStrategy(MCDropoutStrategy):
+    """BALD: mutual information between predictions and weights (Houlsby et al., 2011).
+
+    Needs MC-dropout samples. Time O(N·T·C) and T forward passes per pool row.
+    """
+
+    mc_fn = staticmethod(fb.bald)
+
+
+@register_strategy("mc_entropy", "predictive_entropy")
+class MCPredictiveEntropyStrategy(MCDropoutStrategy):
+    """Entropy of the MC-averaged prediction (Gal et al., 2017). Needs MC samples."""
+
+    mc_fn = staticmethod(fb.predictive_entropy)
+
+
+@register_strategy("variation_ratios")
+class MCVariationRatiosStrategy(MCDropoutStrategy):
+    """Variation ratios, ``1 - mode frequency`` over passes (Freeman, 1965). Needs MC samples."""
+
+    mc_fn = staticmethod(fb.variation_ratios)
+
+
+@register_strategy("mean_std")
+class MCMeanStdStrategy(MCDropoutStrategy):
+    """Mean over classes of the std of the passes (Kampffmeyer et al., 2016). Needs MC samples."""
+
+    mc_fn = staticmethod(fb.mean_std)

@@ -1,0 +1,39 @@
+"""Random sampling: the baseline every strategy must beat."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from energizer_hf.errors import EmptyPoolError
+from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.query_strategies.registry import register_strategy
+from energizer_hf.scoring import QueryContext
+
+__all__ = ["RandomStrategy"]
+
+
+@register_strategy("random")
+class RandomStrategy(Strategy):
+    """Uniformly random unlabelled ids, seeded by ``(seed, round)``; never runs the model.
+
+    Time O(N) to list the unlabelled ids; no model forward passes.
+    """
+
+    requires_model = False
+
+    def __init__(self, model: pl.LightningModule | torch.nn.Module | None = None) -> None:
+        super().__init__(model)
+
+    def query(self, context: QueryContext, k: int) -> np.ndarray:
+        start = time.perf_counter()
+        candidates = context.pool.unlabelled_ids
+        if candidates.size == 0:
+            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        k = min(k, candidates.size)
+        chosen = context.rng(salt=0x5EED).choice(candidates, size=k, replace=False)
+        context.add_time("select", start)
+        return np.asarray(chosen, dtype=np.int64)

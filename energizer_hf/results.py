@@ -1,0 +1,137 @@
+"""Round results: one row per labelling round, as a table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RoundResults", "plot_learning_curves"]
+
+# Columns shown by default in the printed table, when present.
+_SUMMARY_COLUMNS = (
+    "round",
+    "num_labelled",
+    "num_queried",
+    "test/accuracy",
+    "test/f1_macro",
+    "val/f1_macro",
+    "time_fit",
+    "time_score",
+    "time_query",
+    "stop_reason",
+)
+
+
+class RoundResults:
+    """The records of a run, one per round (the same rows as ``<run_dir>/rounds.jsonl``).
+
+    >>> r = RoundResults([{"round": 0, "num_labelled": 10, "test/accuracy": 0.5}])
+    >>> r[0]["num_labelled"]
+    10
+    """
+
+    def __init__(self, rows: Iterable[dict[str, Any]] = ()) -> None:
+        self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for row in self.rows:
+            cols.extend(k for k in row if k not in cols)
+        return cols
+
+    def column(self, name: str) -> list[Any]:
+        return [row.get(name) for row in self.rows]
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.rows[-1].get("stop_reason") if self.rows else None
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame`` with one row per round."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def to_table(self, columns: Sequence[str] | None = None, floatfmt: str = ".4f") -> str:
+        """A plain-text table (GitHub markdown) of the chosen columns."""
+        if columns is None:
+            present = set(self.columns)
+            columns = [c for c in _SUMMARY_COLUMNS if c in present]
+        header = "| " + " | ".join(columns) + " |"
+        sep = "|" + "|".join("---" for _ in columns) + "|"
+        lines = [header, sep]
+        for row in self.rows:
+            cells = []
+            for c in columns:
+                v = row.get(c)
+                if isinstance(v, float):
+                    cells.append("nan" if math.isnan(v) else format(v, floatfmt))
+                elif v is None:
+                    cells.append("")
+                else:
+                    cells.append(str(v))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+    def __repr__(self) -> str:
+        return f"RoundResults(rounds={len(self)}, stop_reason={self.stop_reason!r})"
+
+    def area_under_curve(self, metric: str = "test/accuracy") -> float:
+        """Normalised area under the learning curve (trapezoid over labelled counts)."""
+        pts = [
+            (r["num_labelled"], r[metric])
+            for r in self.rows
+            if r.get(metric) is not None and r.get("num_labelled") is not None
+        ]
+        if len(pts) < 2:
+            return float(pts[0][1]) if pts else float("nan")
+        xs, ys = zip(*pts)
+        area = sum((xs[i + 1] - xs[i]) * (ys[i + 1] + ys[i]) / 2 for i in range(len(xs) - 1))
+        return area / (xs[-1] - xs[0]) if xs[-1] != xs[0] else float(ys[-1])
+
+
+def plot_learning_curves(
+    curves: dict[str, RoundResults],
+    path: str | Path,
+    metric: str = "test/accuracy",
+    title: str | None = None,
+) -> Path:
+    """Save a PNG of ``metric`` against the number of labelled examples, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, res in curves.items():
+        pts = [(r["num_labelled"], r[metric]) for r in res if r.get(metric) is not None]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel("labelled examples")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

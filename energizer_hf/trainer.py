@@ -1,0 +1,241 @@
+"""The seed API: ``Trainer(pl.Trainer).active_fit`` and ``ActiveDataModule``.
+
+>>> from energizer_hf import Trainer
+>>> trainer = Trainer(max_labelling_epochs=2, query_size=10, max_epochs=1,
+...                   enable_progress_bar=False)
+>>> trainer.query_size
+10
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from energizer_hf.data import TorchDataAdapter
+from energizer_hf.errors import EnergizerError
+from energizer_hf.fitting import LightningBackend
+from energizer_hf.loop import ActiveLoop, LoopSettings
+from energizer_hf.oracles.base import Oracle, SimulatedOracle
+from energizer_hf.pool import ActivePool
+from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.results import RoundResults
+
+__all__ = ["ActiveDataModule", "Trainer"]
+
+
+class ActiveDataModule(pl.LightningDataModule):
+    """A pool built from a training DataLoader, plus fixed validation and test loaders.
+
+    The training loader's dataset is the pool (a map-style dataset or a
+    ``datasets.Dataset``); its batch size, collate function and workers are re-used for
+    every round. Label an initial set with :meth:`label` before ``active_fit`` (otherwise
+    the first round labels ``query_size`` random rows).
+
+    Args:
+        train_dataloader: the pool.
+        val_dataloader: fixed validation data (optional).
+        test_dataloader: fixed test data (optional).
+        labels: the true label of every pool row, when known, for label statistics.
+    """
+
+    def __init__(
+        self,
+        train_dataloader: DataLoader,
+        val_dataloader: DataLoader | None = None,
+        test_dataloader: DataLoader | None = None,
+        *,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(train_dataloader, DataLoader):
+            raise EnergizerError(
+                "ActiveDataModule takes the pool as a torch DataLoader (its dataset is the "
+                f"pool), got {type(train_dataloader).__name__}."
+            )
+        self.adapter = TorchDataAdapter(train_dataloader, val_dataloader, test_dataloader)
+        self.pool = ActivePool(train_dataloader.dataset)
+        self.true_labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def label(self, ids: Any, labels: Any = None, round: int = 0) -> None:
+        """Mark pool ids as labelled (by default in round 0, the initial set)."""
+        if labels is None and self.true_labels is not None:
+            labels = self.true_labels[np.asarray(ids, dtype=np.int64)]
+        self.pool.label(ids, labels, round=round)
+
+    # LightningDataModule interface, for users who fit on the current labelled set.
+    def train_dataloader(self) -> DataLoader:
+        return self.adapter.train_loader(self.pool, seed=0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.adapter.val_loader(self.pool) or []
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self.adapter.test_loader() or []
+
+    @property
+    def train_size(self) -> int:
+        return self.pool.train_ids.size
+
+    @property
+    def pool_size(self) -> int:
+        return self.pool.num_unlabelled
+
+
+class Trainer(pl.Trainer):
+    """A ``pl.Trainer`` that also runs active learning with :meth:`active_fit`.
+
+    Args:
+        max_labelling_epochs: number of query rounds (``-1``: until the budget or the
+            pool runs out).
+        query_size: examples labelled per round.
+        test_after_labelling: test after each round's fit when test data is given.
+        total_budget: stop once this many examples are labelled (initial set included);
+            ``-1`` for no budget.
+        reset_weights: reset the model to its initial weights before each round's fit.
+        validation_perc: fraction of each round's labels held out for validation (when no
+            validation loader is given).
+        initial_size: size of a random initial set when nothing is labelled yet
+            (default ``query_size``).
+        seed: seeds each round's fit, the query and the splits.
+        run_dir: where the label state and ``rounds.jsonl`` live; an existing run with the
+            same configuration is resumed. Default: a new folder under
+            ``default_root_dir/energizer_runs``.
+        **kwargs: any ``pytorch_lightning.Trainer`` argument, used for every round's fit.
+            Checkpointing and the logger are off unless you pass them.
+    """
+
+    def __init__(
+        self,
+        max_labelling_epochs: int = 1,
+        query_size: int = 2,
+        test_after_labelling: bool = True,
+        total_budget: int = -1,
+        reset_weights: bool = True,
+        validation_perc: float = 0.0,
+        initial_size: int | None = None,
+        seed: int = 0,
+        run_dir: str | Path | None = None,
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("enable_checkpointing", False)
+        kwargs.setdefault("logger", False)
+        self._round_trainer_kwargs = dict(kwargs)
+        super().__init__(**kwargs)
+        max_rounds = None if max_labelling_epochs is None or max_labelling_epochs < 0 else max_labelling_epochs
+        # Validated now, so a bad value fails at construction and not after a fit.
+        self.settings = LoopSettings(
+            query_size=query_size,
+            max_rounds=max_rounds,
+            total_budget=total_budget,
+            initial_size=initial_size,
+            validation_perc=validation_perc,
+            test_after_labelling=test_after_labelling,
+            reset_weights=reset_weights,
+            seed=seed,
+        )
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self.active_loop: ActiveLoop | None = None
+
+    @property
+    def max_labelling_epochs(self) -> int:
+        return -1 if self.settings.max_rounds is None else self.settings.max_rounds
+
+    @property
+    def query_size(self) -> int:
+        return self.settings.query_size
+
+    @property
+    def total_budget(self) -> int:
+        return self.settings.total_budget
+
+    def _default_run_dir(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(self.default_root_dir) / "energizer_runs"
+        path = base / f"run-{stamp}"
+        i = 1
+        while path.exists():
+            path = base / f"run-{stamp}-{i}"
+            i += 1
+        return path
+
+    def active_fit(
+        self,
+        model: Strategy,
+        train_dataloaders: DataLoader | None = None,
+        val_dataloaders: DataLoader | None = None,
+        test_dataloaders: DataLoader | None = None,
+        datamodule: ActiveDataModule | None = None,
+        *,
+        oracle: Oracle | None = None,
+        run_dir: str | Path | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> RoundResults:
+        """Run active learning: fit, test, query, label, record; repeat.
+
+        Args:
+            model: a :class:`~energizer_hf.query_strategies.Strategy` wrapping the
+                ``LightningModule`` to train (``strategy.model`` is the trained one).
+            train_dataloaders: the pool (ignored when ``datamodule`` is given).
+            val_dataloaders: fixed validation data.
+            test_dataloaders: fixed test data.
+            datamodule: an :class:`ActiveDataModule`, e.g. with an initial labelled set.
+            oracle: who labels; by default the dataset's own labels are used.
+            run_dir: overrides the Trainer's ``run_dir``.
+            callbacks: objects with ``on_round_start(loop, round)`` /
+                ``on_round_end(loop, record)``.
+
+        Returns:
+            :class:`~energizer_hf.results.RoundResults`, one row per round.
+        """
+        if not isinstance(model, Strategy):
+            raise EnergizerError(
+                "active_fit takes a query strategy wrapping your model, e.g. "
+                f"active_fit(model=EntropyStrategy(my_module), ...); got {type(model).__name__}."
+            )
+        if datamodule is None:
+            if train_dataloaders is None:
+                raise EnergizerError(
+                    "active_fit needs the pool: pass train_dataloaders=... or datamodule=..."
+                )
+            datamodule = ActiveDataModule(train_dataloaders, val_dataloaders, test_dataloaders)
+        elif not isinstance(datamodule, ActiveDataModule):
+            raise EnergizerError(
+                f"datamodule must be an energizer_hf.ActiveDataModule, got {type(datamodule).__name__}."
+            )
+        if model.model is None:
+            raise EnergizerError(f"{type(model).__name__} wraps no model to train.")
+        backend = LightningBackend(
+            model.model,
+            datamodule.adapter,
+            self._round_trainer_kwargs,
+            reset_weights=self.settings.reset_weights,
+            seed=self.settings.seed,
+            quiet=True,
+        )
+        run_dir = Path(run_dir) if run_dir is not None else self.run_dir or self._default_run_dir()
+        oracle = oracle or SimulatedOracle(None)
+        self.active_loop = ActiveLoop(
+            datamodule.pool,
+            model,
+            backend,
+            oracle,
+            self.settings,
+            run_dir,
+            config={"api": "seed", "model_class": type(model.model).__qualname__},
+            callbacks=callbacks or (),
+            progress=self.progress,
+        )
+        if datamodule.true_labels is not None and isinstance(oracle, SimulatedOracle) and oracle._labels is None:
+            oracle._labels = datamodule.true_labels
+        results = self.active_loop.run()
+        self.active_run_dir = run_dir
+        self.last_round_trainer = backend.last_trainer
+        return results
