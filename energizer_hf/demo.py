@@ -70,24 +70,32 @@ def make_demo_dataset(
 
 
 def train_wordpiece_tokenizer(texts: list[str], vocab_size: int = 400) -> Any:
-    """Train a BERT-style WordPiece tokenizer on ``texts`` and wrap it for transformers."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    """Learn a BERT-style WordPiece tokenizer from ``texts`` and wrap it for transformers.
+
+    The vocabulary is learned deterministically: every character (and its ``##``
+    continuation) so that any word can be spelled, then whole words by decreasing
+    frequency (ties by spelling) up to ``vocab_size``. ``tokenizers``' own
+    ``WordPieceTrainer`` breaks frequency ties in a hash-dependent order, so two processes
+    would learn different vocabularies and a resumed or repeated run would not reproduce.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special, min_frequency=1)
-    tok.train_from_iterator(texts, trainer=trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w})
+    vocab = special + chars + [f"##{c}" for c in chars]
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1]
+    vocab += words[: max(vocab_size - len(vocab), 0)]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

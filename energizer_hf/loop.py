@@ -24,7 +24,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from energizer_hf.errors import BudgetError, ConfigMismatchError, EnergizerError, InvalidIdsError
+from energizer_hf.errors import (
+    BudgetError,
+    ConfigMismatchError,
+    DatasetMismatchError,
+    EnergizerError,
+    InvalidIdsError,
+)
 from energizer_hf.oracles.base import Oracle
 from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
 from energizer_hf.results import RoundResults
@@ -201,6 +207,14 @@ class ActiveLoop:
 
             saved = json.loads(run_file.read_text())
             saved_config = saved.get("config", {})
+            saved_fp = saved_config.get("pool_fingerprint")
+            if saved_fp != config["pool_fingerprint"] or saved_config.get("pool_rows") != len(self.pool):
+                raise DatasetMismatchError(
+                    f"The run directory '{self.run_dir}' was made for another dataset (fingerprint "
+                    f"{saved_fp}, {saved_config.get('pool_rows')} rows); this dataset has fingerprint "
+                    f"{config['pool_fingerprint']} and {len(self.pool)} rows. Resume with the same "
+                    "dataset or use a new run directory."
+                )
             if saved_config != config:
                 diffs = _diff_keys(saved_config, config)
                 raise ConfigMismatchError(

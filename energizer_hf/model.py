@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +43,7 @@ def load_sequence_classifier(
         model.config.id2label, model.config.label2id = dict(id2label), dict(label2id)
         return model
     if isinstance(model, PretrainedConfig):
-        config = model
+        config = copy.deepcopy(model)  # never mutate the caller's config
         if getattr(config, "_num_labels_set_explicitly", False) and config.num_labels != num_labels:
             raise LabelMismatchError(
                 f"The model config has num_labels={config.num_labels} but the data has "

@@ -1,0 +1,1 @@
+"""A self-contained Hugging Face Hub-compatible HTTP server for tests (see ``server.py``)."""
