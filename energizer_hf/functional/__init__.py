@@ -1,0 +1,82 @@
+"""Pure, stateless maths of the active-learning strategy zoo.
+
+Every function takes tensors (numpy arrays are converted with ``torch.as_tensor``),
+computes in float32, holds no state, does no I/O, and is deterministic given an explicit
+``generator`` or ``seed``. Nothing materialises an ``(N, N)`` matrix over the pool.
+
+- :mod:`~energizer_hf.functional.bayesian`: scores on MC-dropout samples, BatchBALD.
+- :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,
+  ProbCover.
+- :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
+- :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+"""
+
+from ._validation import (
+    FunctionalInputError,
+    InvalidProbabilitiesError,
+    NonFiniteInputError,
+    ShapeError,
+    TooManyClustersError,
+)
+from .bayesian import (
+    bald,
+    batchbald_greedy,
+    expected_entropy,
+    mean_std,
+    predictive_entropy,
+    variation_ratios,
+)
+from .diversity import (
+    KMeansResult,
+    bertkm_select,
+    estimate_probcover_delta,
+    hac_clusters,
+    kcenter_greedy,
+    kmeans,
+    kmeans_closest_to_centers,
+    kmeans_pp_init,
+    probcover,
+    typiclust,
+)
+from .hybrid import (
+    badge_gradient_embeddings,
+    badge_select,
+    cal_scores,
+    cluster_margin,
+    egl_scores,
+    iter_badge_gradient_embeddings,
+)
+from .neighbours import knn, min_distances, radius_neighbors
+
+__all__ = [
+    "FunctionalInputError",
+    "InvalidProbabilitiesError",
+    "KMeansResult",
+    "NonFiniteInputError",
+    "ShapeError",
+    "TooManyClustersError",
+    "badge_gradient_embeddings",
+    "badge_select",
+    "bald",
+    "batchbald_greedy",
+    "bertkm_select",
+    "cal_scores",
+    "cluster_margin",
+    "egl_scores",
+    "estimate_probcover_delta",
+    "expected_entropy",
+    "hac_clusters",
+    "iter_badge_gradient_embeddings",
+    "kcenter_greedy",
+    "kmeans",
+    "kmeans_closest_to_centers",
+    "kmeans_pp_init",
+    "knn",
+    "mean_std",
+    "min_distances",
+    "predictive_entropy",
+    "probcover",
+    "radius_neighbors",
+    "typiclust",
+    "variation_ratios",
+]
