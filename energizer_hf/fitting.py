@@ -142,6 +142,9 @@ class LightningBackend:
             )
         if self.reset_weights:
             self.model.load_state_dict(self._initial_state)
+        # from_pretrained models and a previous round's scoring leave modules in eval mode;
+        # Lightning keeps module modes as they are, so dropout would silently stay off.
+        self.model.train()
         train = self.data.train_loader(pool, seed=round_seed(self.seed, round))
         val = self.data.val_loader(pool)
         trainer = self._trainer()

@@ -170,3 +170,29 @@ def test_completed_run_is_returned_not_redone(tmp_path, demo_data, demo_tokenize
         warnings.simplefilter("error")
         again = _learner(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=1).run()
     assert again.rows == first.rows
+
+
+@pytest.mark.parametrize("kind", ["save_to_disk", "jsonl", "parquet", "csv"])
+def test_load_data_from_local_sources(tmp_path, demo_data, kind):
+    from energizer_hf.learner import load_data
+
+    train = demo_data["train"]
+    if kind == "save_to_disk":
+        demo_data.save_to_disk(tmp_path / "dd")
+        loaded = load_data(str(tmp_path / "dd"))
+        assert set(loaded) == {"train", "test"}
+    else:
+        path = tmp_path / f"train.{kind}"
+        {"jsonl": train.to_json, "parquet": train.to_parquet, "csv": train.to_csv}[kind](str(path))
+        loaded = load_data(str(path))
+        assert list(loaded) == ["train"]
+    assert loaded["train"]["text"][:5] == train["text"][:5]
+
+
+def test_load_data_rejects_unknown_file_types(tmp_path):
+    from energizer_hf.errors import EnergizerError
+    from energizer_hf.learner import load_data
+
+    (tmp_path / "x.txt").write_text("hello")
+    with pytest.raises(EnergizerError, match="csv"):
+        load_data(str(tmp_path / "x.txt"))

@@ -147,12 +147,16 @@ def sq_euclidean(a: Tensor, b: Tensor, b_sq: Tensor | None = None) -> Tensor:
     """Squared euclidean distances between the rows of ``a`` and ``b`` (a small block)."""
     a_sq = (a * a).sum(1, keepdim=True)
     if b_sq is None:
-        b_sq = (b * b).sum(1)
+        b_sq = row_sq_norms(b)
     d = torch.addmm(b_sq.unsqueeze(0), a, b.T, beta=1.0, alpha=-2.0)
     d.add_(a_sq)
     return d.clamp_(min=0.0)
 
 
-def all_or_none(n_candidates: int, k: int) -> bool:
-    """True when every candidate must be returned (``k >= n_candidates``)."""
-    return k >= n_candidates
+def row_sq_norms(x: Tensor, chunk_rows: int = MAX_CHUNK_ROWS) -> Tensor:
+    """Squared L2 norm of every row, chunked so that no ``x``-sized temporary is made."""
+    out = torch.empty(x.shape[0], dtype=x.dtype)
+    for start in range(0, x.shape[0], chunk_rows):
+        block = x[start : start + chunk_rows]
+        out[start : start + chunk_rows] = (block * block).sum(1)
+    return out

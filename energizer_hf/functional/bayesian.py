@@ -70,6 +70,12 @@ def expected_entropy(probs: ArrayLike) -> Tensor:
 
     Complexity: O(N · T · C).
 
+    Args:
+        probs: ``(N, T, C)`` MC probabilities.
+
+    Returns:
+        ``(N,)`` float32 scores in ``[0, log C]``.
+
     >>> import torch
     >>> expected_entropy(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])).item()
     0.0
@@ -90,6 +96,12 @@ def bald(probs: ArrayLike) -> Tensor:
 
     Complexity: O(N · T · C).
 
+    Args:
+        probs: ``(N, T, C)`` MC probabilities.
+
+    Returns:
+        ``(N,)`` float32 scores in ``[0, log min(C, T)]``.
+
     >>> import torch
     >>> disagree = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
     >>> round(bald(disagree).item(), 4)  # log(2)
@@ -106,6 +118,12 @@ def variation_ratios(probs: ArrayLike) -> Tensor:
     learning by Gal, Islam & Ghahramani, ICML 2017.
 
     Complexity: O(N · T · C).
+
+    Args:
+        probs: ``(N, T, C)`` MC probabilities.
+
+    Returns:
+        ``(N,)`` float32 scores in ``[0, 1 − 1/C]``.
 
     >>> import torch
     >>> p = torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]])
@@ -128,6 +146,12 @@ def mean_std(probs: ArrayLike) -> Tensor:
     2016; Kendall et al., "Bayesian SegNet", 2015.
 
     Complexity: O(N · T · C).
+
+    Args:
+        probs: ``(N, T, C)`` MC probabilities.
+
+    Returns:
+        ``(N,)`` float32 scores in ``[0, 0.5]``.
 
     >>> import torch
     >>> mean_std(torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])).item()

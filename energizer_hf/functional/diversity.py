@@ -34,6 +34,7 @@ from ._validation import (
     check_k,
     labelled_to_mask,
     make_generator,
+    row_sq_norms,
     sq_euclidean,
 )
 from .neighbours import Metric, _Keys, _min_distances, knn, min_distances, radius_neighbors
@@ -81,7 +82,7 @@ def _check_n_clusters(n_clusters: int, n: int, what: str = "points") -> int:
     return n_clusters
 
 
-def d2_seeding(
+def _d2_seeding(
     n: int,
     n_seeds: int,
     first: int,
@@ -164,7 +165,7 @@ def kmeans_pp_init(
     cand = ~labelled_to_mask(labelled, n)
     n_clusters = _check_n_clusters(n_clusters, int(cand.sum()), "eligible points")
     gen = make_generator(generator, seed)
-    x_sq = (x * x).sum(1)
+    x_sq = row_sq_norms(x)
     if first == "max_norm":
         j0 = int(torch.where(cand, x_sq, torch.tensor(-1.0)).argmax())
     elif first == "random":
@@ -176,7 +177,7 @@ def kmeans_pp_init(
     def sq_dist_to(j: int) -> Tensor:
         return x_sq + x_sq[j] - 2.0 * (x @ x[j])
 
-    return d2_seeding(n, n_clusters, j0, sq_dist_to, cand, gen)
+    return _d2_seeding(n, n_clusters, j0, sq_dist_to, cand, gen)
 
 
 def kmeans(
@@ -436,7 +437,7 @@ def kcenter_greedy(
         if extra.shape[1] != d:
             raise ShapeError(f"initial_centers must have {d} columns, got {extra.shape[1]}.")
         centers = torch.cat([centers, extra])
-    x_sq = (x * x).sum(1)
+    x_sq = row_sq_norms(x)
     chosen: list[int] = []
     if centers.shape[0]:
         min_d, _ = min_distances(x, centers, squared=True, chunk_size=chunk_size)
@@ -584,7 +585,18 @@ def estimate_probcover_delta(
     Reference: Yehuda, Dekel, Hacohen & Weinshall, "Active Learning Through a Covering
     Lens", NeurIPS 2022.
 
-    Complexity: O(N² · d) time (chunked), O(chunk · N + N) memory.
+    Complexity: O(N² · d) time (chunked, one cluster against the rest), O(chunk · N + N)
+    memory.
+
+    Args:
+        embeddings: ``(N, d)`` pool embeddings (as given to :func:`probcover`).
+        cluster_labels: ``(N,)`` cluster ids, e.g. ``kmeans(embeddings, K).labels``.
+        alpha: required purity, in ``(0, 1]`` (paper: 0.95).
+        metric: ``"euclidean"`` or ``"cosine"``.
+        chunk_size: rows per distance chunk.
+
+    Returns:
+        δ as a float (``inf`` when there is a single cluster).
 
     >>> import torch
     >>> x = torch.tensor([[0.0], [1.0], [10.0], [11.0]])
@@ -630,8 +642,8 @@ def probcover(
     embeddings: ArrayLike,
     k: int,
     labelled: ArrayLike | None = None,
+    delta: float | None = None,
     *,
-    delta: float,
     metric: Metric = "euclidean",
     max_neighbors: int | None = None,
     generator: torch.Generator | None = None,
@@ -657,7 +669,7 @@ def probcover(
             features first).
         k: number of points to select.
         labelled: mask or indices of labelled pool points.
-        delta: ball radius.
+        delta: ball radius (required; see :func:`estimate_probcover_delta`).
         metric: ``"euclidean"`` or ``"cosine"``.
         max_neighbors: optional cap on edges per point (memory bound).
         generator: random generator for the fill-in picks (overrides ``seed``).
@@ -675,6 +687,11 @@ def probcover(
     x = _embeddings(embeddings)
     n = x.shape[0]
     k = check_k(k)
+    if delta is None:
+        raise FunctionalInputError(
+            "probcover needs the ball radius delta; estimate it with "
+            "estimate_probcover_delta(embeddings, kmeans(embeddings, K).labels, alpha=0.95)."
+        )
     lab = labelled_to_mask(labelled, n)
     cand = ~lab
     if k >= int(cand.sum()):
@@ -771,6 +788,17 @@ def hac_clusters(
     Complexity: O(n_iter · N · m · d) for the k-means summary (seeded by k-means++ on a
     random subsample of 16·m points) plus O(m³) for the linkage, m = min(N,
     n_micro_clusters); memory O(m² + chunk · m + N).
+
+    Args:
+        embeddings: ``(N, d)`` points.
+        n_clusters: number of clusters to stop at.
+        distance_threshold: linkage distance at or above which clusters are not merged.
+        metric: ``"euclidean"`` or ``"cosine"``.
+        n_micro_clusters: exact below this many points, else size m of the k-means summary.
+        n_iter: Lloyd iterations of the k-means summary.
+        generator: random generator of the summary (overrides ``seed``).
+        seed: seed of a fresh generator when ``generator`` is ``None``.
+        chunk_size: rows per distance chunk.
 
     Returns:
         ``(N,)`` int64 cluster ids in ``[0, n_found)``.

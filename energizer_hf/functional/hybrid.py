@@ -26,9 +26,10 @@ from ._validation import (
     check_same_rows,
     labelled_to_mask,
     make_generator,
+    row_sq_norms,
     rows_per_chunk,
 )
-from .diversity import d2_seeding, hac_clusters
+from .diversity import _d2_seeding, hac_clusters
 from .neighbours import Metric, knn
 
 __all__ = [
@@ -69,6 +70,10 @@ def badge_gradient_embeddings(probs: ArrayLike, embeddings: ArrayLike) -> Tensor
 
     Complexity: O(N · C · d) time and memory.
 
+    Args:
+        probs: ``(N, C)`` predictive probabilities.
+        embeddings: ``(N, d)`` penultimate-layer features.
+
     Returns:
         ``(N, C·d)`` tensor; row ``i`` reshaped to ``(C, d)`` is ``a_i h_iᵀ``.
 
@@ -87,7 +92,17 @@ def iter_badge_gradient_embeddings(
 ) -> Iterator[Tensor]:
     """Yield :func:`badge_gradient_embeddings` in consecutive row chunks.
 
-    Memory O(chunk_size · C · d) per chunk. Complexity: O(N · C · d) in total.
+    Reference: Ash et al., ICLR 2020 (see :func:`badge_gradient_embeddings`).
+
+    Complexity: O(N · C · d) in total, memory O(chunk_size · C · d) per chunk.
+
+    Args:
+        probs: ``(N, C)`` predictive probabilities.
+        embeddings: ``(N, d)`` penultimate-layer features.
+        chunk_size: rows per yielded chunk.
+
+    Returns:
+        An iterator of ``(rows, C·d)`` tensors covering rows ``0..N-1`` in order.
 
     >>> import torch
     >>> chunks = list(iter_badge_gradient_embeddings(torch.full((5, 2), 0.5), torch.ones(5, 3), 2))
@@ -154,14 +169,14 @@ def badge_select(
         return torch.empty(0, dtype=torch.long)
     a = _pseudo_label_residual(p)
     a_sq = (a * a).sum(1)
-    h_sq = (h * h).sum(1)
+    h_sq = row_sq_norms(h)
     norms = a_sq * h_sq
     first = int(torch.where(cand, norms, torch.tensor(-1.0)).argmax())
 
     def sq_dist_to(j: int) -> Tensor:
         return norms + norms[j] - 2.0 * (a @ a[j]) * (h @ h[j])
 
-    return d2_seeding(n, k, first, sq_dist_to, cand, make_generator(generator, seed))
+    return _d2_seeding(n, k, first, sq_dist_to, cand, make_generator(generator, seed))
 
 
 def cluster_margin(
@@ -300,6 +315,17 @@ def cal_scores(
     Complexity: O(N · L · d) for L labelled points (chunked kNN) plus
     O(N · n_neighbors · C); memory O(chunk · L + N · n_neighbors).
 
+    Args:
+        probs_pool: ``(N, C)`` predictions on the pool.
+        emb_pool: ``(N, d)`` pool embeddings.
+        probs_labelled: ``(L, C)`` predictions on the labelled set (``target="predictions"``).
+        emb_labelled: ``(L, d)`` labelled embeddings.
+        labels_labelled: ``(L,)`` gold labels (``target="labels"``).
+        n_neighbors: labelled neighbours per candidate (paper: 10), capped at L.
+        target: compare with the neighbours' ``"predictions"`` or gold ``"labels"``.
+        metric: ``"euclidean"`` or ``"cosine"`` for the neighbour search.
+        chunk_size: rows per chunk.
+
     Returns:
         ``(N,)`` float32 scores, higher = more contrastive.
 
@@ -364,6 +390,14 @@ def egl_scores(probs: ArrayLike, embeddings: ArrayLike, *, include_bias: bool = 
 
     Complexity: O(N · (C + d)).
 
+    Args:
+        probs: ``(N, C)`` predictive probabilities.
+        embeddings: ``(N, d)`` penultimate-layer features.
+        include_bias: also count the gradient of the last layer's bias.
+
+    Returns:
+        ``(N,)`` float32 non-negative scores.
+
     >>> import torch
     >>> egl_scores(torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 4.0]])).item()
     0.0
@@ -371,7 +405,7 @@ def egl_scores(probs: ArrayLike, embeddings: ArrayLike, *, include_bias: bool = 
     3.5355
     """
     p, h = _probs_and_embeddings(probs, embeddings)
-    h_sq = (h * h).sum(1)
+    h_sq = row_sq_norms(h)
     h_norm = (h_sq + 1.0).sqrt() if include_bias else h_sq.sqrt()
     pd = p.double()  # 1 − 2p_c + ‖p‖² cancels badly in float32 for confident rows
     res = (1.0 - 2.0 * pd + (pd * pd).sum(1, keepdim=True)).clamp_min(0.0).sqrt()

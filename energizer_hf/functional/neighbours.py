@@ -23,6 +23,7 @@ from ._validation import (
     FunctionalInputError,
     ShapeError,
     as_float_tensor,
+    row_sq_norms,
     rows_per_chunk,
 )
 
@@ -48,7 +49,7 @@ class _Keys:
         self.metric = metric
         if metric == "euclidean":
             self.keys = keys
-            self.bias = (keys * keys).sum(1)
+            self.bias = row_sq_norms(keys)
             self.scale = 2.0
         else:
             self.keys = F.normalize(keys, dim=1)
@@ -129,6 +130,9 @@ def knn(
 ) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of every query row among the key rows.
 
+    Reference: Cover & Hart, "Nearest Neighbor Pattern Classification", IEEE Trans.
+    Inf. Theory, 1967 (exact brute-force search).
+
     Complexity: O(n_query · n_keys · d) time, O(chunk · n_keys + n_query · k) memory.
 
     Args:
@@ -196,7 +200,19 @@ def min_distances(
     Equivalent to ``knn(query, keys, 1)`` flattened, with an option to get squared
     euclidean distances (what k-means and k-center use).
 
+    Reference: Cover & Hart, 1967 (1-nearest neighbour).
+
     Complexity: O(n_query · n_keys · d) time, O(chunk · n_keys + n_query) memory.
+
+    Args:
+        query: ``(n_query, d)`` tensor.
+        keys: ``(n_keys, d)`` tensor, at least one row.
+        metric: ``"euclidean"`` or ``"cosine"``.
+        squared: return squared euclidean distances (ignored for cosine).
+        chunk_size: query rows per chunk.
+
+    Returns:
+        ``(distances, indices)``, both ``(n_query,)``.
 
     >>> import torch
     >>> d, i = min_distances(torch.tensor([[0.0], [4.0]]), torch.tensor([[1.0], [3.0]]), squared=True)
@@ -226,6 +242,9 @@ def radius_neighbors(
     depends on the data: memory is O(chunk · n_keys + E) for E edges. Pass
     ``max_neighbors`` to keep only the nearest ``max_neighbors`` keys within the radius of
     each query (bounded memory, an approximation of the ball for very dense regions).
+
+    Reference: Bentley, "A Survey of Techniques for Fixed Radius Near Neighbor
+    Searching", SLAC report 186, 1975 (here by exact brute force).
 
     Complexity: O(n_query · n_keys · d) time.
 

@@ -228,6 +228,9 @@ def test_probcover_fills_randomly_once_everything_is_covered():
     picked = probcover(x, 3, delta=10.0, seed=0)
     assert len(set(picked.tolist())) == 3
     assert picked.tolist() == probcover(x, 3, delta=10.0, seed=0).tolist()
+    assert probcover(x, 2, None, 0.05).tolist() == probcover(x, 2, delta=0.05).tolist()
+    with pytest.raises(ValueError, match="estimate_probcover_delta"):
+        probcover(x, 2)
 
 
 def test_estimate_probcover_delta_purity():

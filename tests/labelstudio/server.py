@@ -62,11 +62,11 @@ class LabelStudioError(RuntimeError):
 class LabelStudioServer:
     """A real ``label-studio start`` process.
 
-    >>> srv = LabelStudioServer(venv_dir, tmp_path / "ls")
-    >>> srv.start()            # blocks until GET /health answers 200
-    >>> srv.url, srv.token     # 'http://127.0.0.1:PORT', 40-hex legacy token
-    >>> srv.restart()          # stop + start on the same port and data dir
-    >>> srv.stop()
+    >>> srv = LabelStudioServer(venv_dir, tmp_path / "ls")  # doctest: +SKIP
+    >>> srv.start()            # blocks until GET /health answers 200  # doctest: +SKIP
+    >>> srv.url, srv.token     # 'http://127.0.0.1:PORT', 40-hex legacy token  # doctest: +SKIP
+    >>> srv.restart()          # stop + start on the same port and data dir  # doctest: +SKIP
+    >>> srv.stop()  # doctest: +SKIP
     """
 
     host = "127.0.0.1"
