@@ -55,6 +55,7 @@ __all__ = [
     "render_model_card",
     "round_tag",
     "size_category",
+    "validate_repo_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,9 @@ def validate_repo_id(repo_id: str, what: str = "repo_id") -> str:
     from huggingface_hub.utils import validate_repo_id as _validate
 
     if not isinstance(repo_id, str) or not repo_id:
-        raise InvalidRepoIdError(f"{what} must be a non-empty string like 'user/name', got {repo_id!r}.")
+        raise InvalidRepoIdError(
+            f"{what} must be a non-empty string like 'user/name', got {repo_id!r}."
+        )
     try:
         _validate(repo_id)
     except HFValidationError as err:
@@ -216,7 +219,9 @@ def _front_matter(text: str) -> dict[str, Any]:
 
 
 def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else repr(o)))
+    return json.loads(
+        json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else repr(o))
+    )
 
 
 def _dataset_meta(ds: Any) -> dict[str, Any]:
@@ -379,7 +384,9 @@ def _metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [n for n in preferred if n in names] + sorted(n for n in names if n not in preferred)
 
 
-def _curve(records: Sequence[Mapping[str, Any]], metric_names: Sequence[str]) -> list[dict[str, Any]]:
+def _curve(
+    records: Sequence[Mapping[str, Any]], metric_names: Sequence[str]
+) -> list[dict[str, Any]]:
     return [
         {
             "round": rec.get("round"),
@@ -398,7 +405,11 @@ def _label_source(loop: Any) -> str:
 
 
 # Attributes every torch / Lightning module has: not strategy parameters.
-_MODULE_ATTRS = {"training", "prepare_data_per_node", "allow_zero_length_dataloader_with_multiple_devices"}
+_MODULE_ATTRS = {
+    "training",
+    "prepare_data_per_node",
+    "allow_zero_length_dataloader_with_multiple_devices",
+}
 
 
 def _strategy_params(strategy: Any) -> dict[str, Any]:
@@ -515,7 +526,9 @@ def build_round_dataset(
         {
             "label": labels.tolist(),
             "label_name": [
-                names[v] if names is not None and 0 <= v < len(names) else (None if v < 0 else str(v))
+                names[v]
+                if names is not None and 0 <= v < len(names)
+                else (None if v < 0 else str(v))
                 for v in labels.tolist()
             ],
             "round": rounds[ids].astype(np.int64).tolist(),
@@ -576,7 +589,7 @@ def _dataset_card_context(
     names = list(getattr(loop, "label_names", None) or [])
     dist_names = list(names)
     for rec in records:
-        for key in (rec.get("label_distribution") or {}):
+        for key in rec.get("label_distribution") or {}:
             if key not in dist_names:
                 dist_names.append(key)
     this = records[-1] if records else {}
@@ -608,7 +621,9 @@ def _dataset_card_context(
         "max_rounds": settings.get("max_rounds"),
         "total_budget": settings.get("total_budget"),
         "settings": settings,
-        "config": {k: v for k, v in sorted(config.items()) if isinstance(v, (bool, int, float, str))},
+        "config": {
+            k: v for k, v in sorted(config.items()) if isinstance(v, (bool, int, float, str))
+        },
         "label_names": names,
         "label_source": meta.get("label_source"),
         "distribution_names": dist_names,
@@ -616,7 +631,9 @@ def _dataset_card_context(
             {
                 "round": rec.get("round"),
                 "num_labelled": rec.get("num_labelled"),
-                "counts": [int((rec.get("label_distribution") or {}).get(n, 0)) for n in dist_names],
+                "counts": [
+                    int((rec.get("label_distribution") or {}).get(n, 0)) for n in dist_names
+                ],
             }
             for rec in records
         ],
@@ -871,7 +888,9 @@ class RoundStore:
                     raise self._error(what, err, attempt + 1, round, local) from (
                         None if self._leaks(err) else err
                     )
-                log.warning("Hub call '%s' failed (%s); retrying in %.2fs", what, type(err).__name__, delay)
+                log.warning(
+                    "Hub call '%s' failed (%s); retrying in %.2fs", what, type(err).__name__, delay
+                )
                 self._sleep(min(delay, self.max_backoff))
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -901,7 +920,9 @@ class RoundStore:
             return {}
         return {t.name: t.target_commit for t in refs.tags if _parse_round(t.name) is not None}
 
-    def sync(self, loop_or_run_dir: Any = None, *, rounds: Iterable[int] | None = None) -> dict[int, str]:
+    def sync(
+        self, loop_or_run_dir: Any = None, *, rounds: Iterable[int] | None = None
+    ) -> dict[int, str]:
         """Push every round whose ``round-NNN`` tag is missing on the Hub; returns round -> commit.
 
         With a loop, missing local snapshots of recorded rounds are made first. Rounds are
@@ -942,7 +963,9 @@ class RoundStore:
             )
         tags = {t.name: t.target_commit for t in refs.tags}
         has_branch = self.run_branch in {b.name for b in refs.branches}
-        self._check_same_run(api, directory, [r for r in local if round_tag(r) in tags], tags, has_branch)
+        self._check_same_run(
+            api, directory, [r for r in local if round_tag(r) in tags], tags, has_branch
+        )
         todo = [r for r in local if round_tag(r) not in tags]
         if not todo:
             return {}
@@ -962,7 +985,12 @@ class RoundStore:
         return pushed
 
     def _check_same_run(
-        self, api: Any, directory: Path, rounds: list[int], tags: Mapping[str, str], has_branch: bool
+        self,
+        api: Any,
+        directory: Path,
+        rounds: list[int],
+        tags: Mapping[str, str],
+        has_branch: bool,
     ) -> None:
         """Tags of ``rounds`` already exist: they must be this run's commits on ``run_branch``."""
         if not rounds:
@@ -973,7 +1001,9 @@ class RoundStore:
         for r in rounds:
             tag = round_tag(r)
             commit = by_sha.get(tags[tag])
-            mine = _front_matter((directory / tag / CARD_FILE).read_text(encoding="utf-8")).get(META_KEY, {})
+            mine = _front_matter((directory / tag / CARD_FILE).read_text(encoding="utf-8")).get(
+                META_KEY, {}
+            )
             theirs = _message_run_id(getattr(commit, "message", None))
             ours = mine.get("run_id") if isinstance(mine, dict) else None
             if commit is None or (ours and theirs and ours != theirs):
@@ -987,7 +1017,9 @@ class RoundStore:
     def _branch_commits(self, api: Any, local: Path, round: int) -> list[Any]:
         return self._call(
             f"list the commits of '{self.run_branch}'",
-            lambda: api.list_repo_commits(self.repo_id, repo_type="dataset", revision=self.run_branch),
+            lambda: api.list_repo_commits(
+                self.repo_id, repo_type="dataset", revision=self.run_branch
+            ),
             round=round,
             local=local,
         )
@@ -998,7 +1030,9 @@ class RoundStore:
         commits = self._branch_commits(api, local, round)
         sha = next((c.commit_id for c in commits if c.title.startswith(prefix)), None)
         if sha is None:
-            sha = self._commit_round(api, round, local, prefix, commits[0].commit_id if commits else None)
+            sha = self._commit_round(
+                api, round, local, prefix, commits[0].commit_id if commits else None
+            )
         self._call(
             f"tag {tag}",
             lambda: api.create_tag(
@@ -1016,7 +1050,9 @@ class RoundStore:
         log.info("Pushed %s of %s as %s", tag, self.repo_id, sha)
         return sha
 
-    def _commit_round(self, api: Any, round: int, local: Path, prefix: str, head: str | None) -> str:
+    def _commit_round(
+        self, api: Any, round: int, local: Path, prefix: str, head: str | None
+    ) -> str:
         import datasets
         from huggingface_hub import CommitOperationAdd
 
@@ -1048,15 +1084,19 @@ class RoundStore:
                 except Exception as err:  # noqa: BLE001 - classified below
                     retryable = _classify(err) == "retry" or _status(err) == 412
                     if not retryable or attempt == self.retries:
-                        raise self._error(f"commit {round_tag(round)}", err, attempt + 1, round, local) from (
-                            None if self._leaks(err) else err
-                        )
-                    log.warning("Commit of %s failed (%s); retrying", round_tag(round), type(err).__name__)
+                        raise self._error(
+                            f"commit {round_tag(round)}", err, attempt + 1, round, local
+                        ) from (None if self._leaks(err) else err)
+                    log.warning(
+                        "Commit of %s failed (%s); retrying", round_tag(round), type(err).__name__
+                    )
                     self._sleep(min(delay, self.max_backoff))
                     delay *= 2
                     # The commit may have landed with its answer lost, or the branch moved.
                     commits = self._branch_commits(api, local, round)
-                    landed = next((c.commit_id for c in commits if c.title.startswith(prefix)), None)
+                    landed = next(
+                        (c.commit_id for c in commits if c.title.startswith(prefix)), None
+                    )
                     if landed is not None:
                         return landed
                     head = commits[0].commit_id if commits else None
@@ -1092,7 +1132,9 @@ class RoundStore:
         if tokenizer is None:
             tokenizer = getattr(learner_or_loop, "tokenizer", None)
         if model is None or not hasattr(model, "save_pretrained"):
-            raise EnergizerError("push_final needs a transformers model: pass an ActiveLearner or model=.")
+            raise EnergizerError(
+                "push_final needs a transformers model: pass an ActiveLearner or model=."
+            )
         records = _records_of(loop)
         if not records:
             raise EnergizerError("The run has no recorded round yet: run it before push_final.")
@@ -1106,7 +1148,9 @@ class RoundStore:
             store = self if dataset_repo_id == self.repo_id else self._clone(dataset_repo_id)
             self._call(
                 "create the dataset repository",
-                lambda: api.create_repo(dataset_repo_id, repo_type="dataset", private=private, exist_ok=True),
+                lambda: api.create_repo(
+                    dataset_repo_id, repo_type="dataset", private=private, exist_ok=True
+                ),
                 local=snap,
             )
             dataset_commit = store._push_main(api, last, snap)
@@ -1142,7 +1186,9 @@ class RoundStore:
         card = render_model_card(context, self.templates_dir)
         self._call(
             "create the model repository",
-            lambda: api.create_repo(model_repo_id, repo_type="model", private=private, exist_ok=True),
+            lambda: api.create_repo(
+                model_repo_id, repo_type="model", private=private, exist_ok=True
+            ),
         )
         with tempfile.TemporaryDirectory(prefix="energizer_hf_model_") as tmp:
             model.save_pretrained(tmp)
@@ -1154,7 +1200,10 @@ class RoundStore:
                 for p in sorted(Path(tmp).rglob("*"))
                 if p.is_file()
             ]
-            message = commit_message or f"energizer_hf final model ({round_tag(last)}, {final.get('num_labelled')} labels)"
+            message = (
+                commit_message
+                or f"energizer_hf final model ({round_tag(last)}, {final.get('num_labelled')} labels)"
+            )
             info = self._commit_once(
                 api, model_repo_id, "model", ops, message, what="push the final model"
             )
@@ -1209,9 +1258,13 @@ class RoundStore:
             ds.to_parquet(str(parquet))
             ops = [
                 CommitOperationAdd(path_in_repo=DATA_FILE, path_or_fileobj=str(parquet)),
-                CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=(local / CARD_FILE).read_bytes()),
+                CommitOperationAdd(
+                    path_in_repo=CARD_FILE, path_or_fileobj=(local / CARD_FILE).read_bytes()
+                ),
             ]
-            return self._commit_once(api, self.repo_id, "dataset", ops, message, what="push the final labelled set")
+            return self._commit_once(
+                api, self.repo_id, "dataset", ops, message, what="push the final labelled set"
+            )
 
 
 def _maybe_float(value: Any) -> float | None:
@@ -1253,7 +1306,9 @@ def load_round(
     try:
         validate_repo_id(repo_or_dir)
     except InvalidRepoIdError as err:
-        raise InvalidRepoIdError(f"'{repo_or_dir}' is neither an existing directory nor a repo id: {err}") from None
+        raise InvalidRepoIdError(
+            f"'{repo_or_dir}' is neither an existing directory nor a repo id: {err}"
+        ) from None
     return _load_hub(repo_or_dir, revision or run_branch, token)
 
 
@@ -1351,7 +1406,9 @@ def rebuild_pool_state(
     cols = revision_dataset.column_names
     missing = [c for c in ("pool_id", "label", "round") if c not in cols]
     if missing:
-        raise DatasetMismatchError(f"The revision has no column(s) {missing}; it is not a round snapshot.")
+        raise DatasetMismatchError(
+            f"The revision has no column(s) {missing}; it is not a round snapshot."
+        )
     ids = np.asarray(revision_dataset["pool_id"][:], dtype=np.int64)
     labels = np.asarray(revision_dataset["label"][:], dtype=np.int64)
     rounds = np.asarray(revision_dataset["round"][:], dtype=np.int64)
@@ -1389,7 +1446,9 @@ def _check_rows(pool: Any, ds: Any, ids: np.ndarray, n: int) -> None:
 
     if not ids.size or n <= 0 or not _is_hf_dataset(pool.dataset):
         return
-    common = [c for c in ds.column_names if c not in RESERVED_COLUMNS and c in pool.dataset.column_names]
+    common = [
+        c for c in ds.column_names if c not in RESERVED_COLUMNS and c in pool.dataset.column_names
+    ]
     if not common:
         return
     pos = np.unique(np.linspace(0, ids.size - 1, num=min(n, ids.size)).astype(np.int64))

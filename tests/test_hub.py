@@ -88,7 +88,14 @@ def test_local_revisions_load_back_per_round(run3, demo_data):
         ids = _ids_up_to(pool, r)
         assert ds["pool_id"][:] == ids.tolist()
         assert ds.column_names == [
-            "pool_id", "text", "label", "label_name", "round", "split", "label_source", "score",
+            "pool_id",
+            "text",
+            "label",
+            "label_name",
+            "round",
+            "split",
+            "label_source",
+            "score",
         ]
         assert ds["label"][:] == pool.labels[ids].tolist()
         # the simulated oracle revealed the dataset's own labels
@@ -101,7 +108,9 @@ def test_local_revisions_load_back_per_round(run3, demo_data):
         assert ds.features["label"].names == names
     # round r+1 adds exactly the ids queried in round r
     for rec in records[:-1]:
-        new = load_round(run_dir, rec["round"] + 1).filter(lambda row, r=rec["round"]: row["round"] == r + 1)
+        new = load_round(run_dir, rec["round"] + 1).filter(
+            lambda row, r=rec["round"]: row["round"] == r + 1
+        )
         assert sorted(new["pool_id"][:]) == sorted(rec["queried_ids"])
     # the latest round by default, and a round directory directly
     assert len(load_round(run_dir)) == 30
@@ -200,11 +209,16 @@ def test_model_card_renders_valid_metadata(run3):
         assert meta["datasets"] == ["me/al-data"]
         result = meta["model-index"][0]["results"][0]
         metrics = {m["type"]: m["value"] for m in result["metrics"]}
-        assert metrics == {"accuracy": records[-1]["test/accuracy"], "f1": records[-1]["test/f1_macro"]}
+        assert metrics == {
+            "accuracy": records[-1]["test/accuracy"],
+            "f1": records[-1]["test/f1_macro"],
+        }
         assert result["dataset"]["revision"] == "a" * 40
         assert context["dataset_url"] in card
         for rec in records:
-            assert f"| {rec['round']} | {rec['num_labelled']} | {rec['test/accuracy']:.4f} |" in card
+            assert (
+                f"| {rec['round']} | {rec['num_labelled']} | {rec['test/accuracy']:.4f} |" in card
+            )
     # without test metrics there is no model-index
     meta = _front_matter(render_model_card({**context, "accuracy": None, "f1": None}))
     assert "model-index" not in meta
@@ -242,6 +256,47 @@ def test_rebuild_pool_state_refuses_another_dataset(run3, demo_data):
     bare = datasets.Dataset.from_dict({"pool_id": [0], "label": [0], "round": [0]})
     with pytest.raises(DatasetMismatchError, match="no pool fingerprint"):
         rebuild_pool_state(ActivePool(demo_data["train"]), bare)
+
+
+def test_torch_dataset_pool_round_trip():
+    """The seed API's map-style torch datasets: no input columns, labels may be unknown."""
+    import torch
+
+    data = [(torch.zeros(2), i % 2) for i in range(12)]
+    pool = ActivePool(data)
+    pool.label([1, 2, 3], None, round=0)
+    pool.label([5, 6], [1, 0], round=1, validation=[True, False])
+    from energizer_hf.hub import build_round_dataset
+
+    ds = build_round_dataset(pool, 1, label_names=["a", "b"], label_source="annotator")
+    assert ds.column_names == [
+        "pool_id",
+        "label",
+        "label_name",
+        "round",
+        "split",
+        "label_source",
+        "score",
+    ]
+    assert ds["label"][:] == [-1, -1, -1, 1, 0] and ds["label_name"][:] == [
+        None,
+        None,
+        None,
+        "b",
+        "a",
+    ]
+    assert ds["split"][:] == ["train"] * 3 + ["validation", "train"]
+    assert len(build_round_dataset(pool, 0)) == 3
+    fresh = ActivePool(data)
+    assert rebuild_pool_state(fresh, ds).tolist() == [1, 2, 3, 5, 6]
+    assert fresh.validation_ids.tolist() == [5] and fresh.labels[[5, 6]].tolist() == [1, 0]
+
+
+def test_public_names():
+    import energizer_hf.hub as hub
+
+    assert list(hub.__all__) == sorted(hub.__all__)
+    assert all(hasattr(hub, name) for name in hub.__all__)
 
 
 # ---------------------------------------------------------------------- bad input, offline
@@ -390,7 +445,9 @@ def _git(hub, repo_id, *args):
 
 
 @pytest.mark.integration
-def test_rounds_pushed_with_retries_and_loaded_by_tag_branch_and_sha(hub, tmp_path, run3, demo_data):
+def test_rounds_pushed_with_retries_and_loaded_by_tag_branch_and_sha(
+    hub, tmp_path, run3, demo_data
+):
     learner, run_dir, records = run3
     repo = "tester/al-rounds"
     fault = hub.inject_fault(method="POST", path_regex=r"/commit/", kind="500", times=2)
@@ -428,7 +485,10 @@ def test_rounds_pushed_with_retries_and_loaded_by_tag_branch_and_sha(hub, tmp_pa
     # two 500s on the commit endpoint, retried; then exactly one commit and one tag per round
     assert fault.hits == 2
     assert hub.count_requests("POST", r"/commit/energizer-run$", 500) == 2
-    assert hub.count_requests("POST", r"^/api/datasets/tester/al-rounds/commit/energizer-run$", 200) == 3
+    assert (
+        hub.count_requests("POST", r"^/api/datasets/tester/al-rounds/commit/energizer-run$", 200)
+        == 3
+    )
     assert hub.count_requests("POST", r"^/api/datasets/tester/al-rounds/tag/", 200) == 3
     log = _git(hub, repo, "log", "--format=%H %s", "energizer-run").splitlines()
     assert [line.split(" ", 1)[0] for line in log[:3]] == [pushed[2], pushed[1], pushed[0]]
@@ -549,16 +609,28 @@ def test_example_script_pushes_rounds_and_the_final_model(hub, tmp_path):
     tags = _git(hub, "tester/example-rounds", "tag", "--list").split()
     assert tags == ["round-000", "round-001", "round-002"]
     # the rounds were pushed by the callback as the run went, one commit each
-    assert hub.count_requests("POST", r"^/api/datasets/tester/example-rounds/commit/energizer-run$", 200) == 3
-    assert hub.count_requests("POST", r"^/api/datasets/tester/example-rounds/commit/main$", 200) == 1
+    assert (
+        hub.count_requests(
+            "POST", r"^/api/datasets/tester/example-rounds/commit/energizer-run$", 200
+        )
+        == 3
+    )
+    assert (
+        hub.count_requests("POST", r"^/api/datasets/tester/example-rounds/commit/main$", 200) == 1
+    )
     git_dir = hub.git_dir("tester/example-model", "model")
     files = subprocess.run(
         ["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", "main"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert {"README.md", "config.json", "model.safetensors", "tokenizer.json"} <= set(files), files
     card = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "show", "main:README.md"], capture_output=True, text=True, check=True
+        ["git", f"--git-dir={git_dir}", "show", "main:README.md"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     meta = _front_matter(card)
     assert meta["library_name"] == "transformers" and meta["datasets"] == ["tester/example-rounds"]

@@ -7,6 +7,8 @@ import pytest
 MODULES = [
     "energizer_hf",
     "energizer_hf.acquisition_functions",
+    "energizer_hf.functional",
+    "energizer_hf.hub",
     "energizer_hf.oracles",
     "energizer_hf.query_strategies",
 ]

@@ -170,3 +170,27 @@ def test_random_needs_no_model_forward(tmp_path):
     res = _trainer(tmp_path, max_labelling_epochs=1).active_fit(model=RandomStrategy(Exploding()), train_dataloaders=train_dl)
     assert res[0]["num_queried"] == 10
     assert np.isfinite(res[0]["time_fit"])
+
+
+def test_round_and_pool_hooks_are_called(tmp_path):
+    calls = []
+
+    class Hooked(EntropyStrategy):
+        def on_round_start(self, loop, round):
+            calls.append(("round_start", round))
+
+        def on_round_end(self, loop, record):
+            calls.append(("round_end", record["round"]))
+
+        def on_pool_start(self, context):
+            calls.append(("pool_start", context.round))
+
+        def on_pool_end(self, context, ids):
+            calls.append(("pool_end", len(ids)))
+
+    train_dl, _, _ = loaders()
+    _trainer(tmp_path, max_labelling_epochs=1).active_fit(model=Hooked(UnpackingModel()), train_dataloaders=train_dl)
+    assert calls == [
+        ("round_start", 0), ("pool_start", 0), ("pool_end", 10), ("round_end", 0),
+        ("round_start", 1), ("round_end", 1),
+    ]

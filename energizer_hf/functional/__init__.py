@@ -1,8 +1,13 @@
 """Pure, stateless maths of the active-learning strategy zoo.
 
 Every function takes tensors (numpy arrays are converted with ``torch.as_tensor``),
-computes in float32, holds no state, does no I/O, and is deterministic given an explicit
-``generator`` or ``seed``. Nothing materialises an ``(N, N)`` matrix over the pool.
+computes in float32 on the CPU (tensors on other devices are copied), holds no state,
+does no I/O, and is deterministic given an explicit ``generator`` or ``seed``. Nothing
+materialises an ``(N, N)`` matrix over the pool. Labelled examples are given as a
+boolean mask of shape ``(N,)`` or an index array and are never selected; selectors return
+``min(k, n_candidates)`` distinct int64 indices (all candidates, ascending, when
+``k >= n_candidates``). Bad inputs raise subclasses of :class:`FunctionalInputError`
+(itself a ``ValueError``).
 
 - :mod:`~energizer_hf.functional.bayesian`: scores on MC-dropout samples, BatchBALD.
 - :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,

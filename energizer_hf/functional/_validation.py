@@ -41,7 +41,11 @@ ArrayLike = Any  # torch.Tensor, numpy.ndarray or (nested) sequences of numbers
 
 
 def as_float_tensor(x: ArrayLike, name: str, ndim: int | tuple[int, ...]) -> Tensor:
-    """Convert ``x`` to a contiguous float32 CPU/same-device tensor and validate it."""
+    """Convert ``x`` to a contiguous float32 CPU tensor and validate rank and finiteness.
+
+    Tensors on another device are copied to the CPU: every function of the package
+    computes on the CPU and returns CPU tensors.
+    """
     if isinstance(x, np.ndarray) and not x.flags.writeable:
         x = np.array(x)  # torch.as_tensor warns on read-only arrays
     t = torch.as_tensor(x)
@@ -50,14 +54,27 @@ def as_float_tensor(x: ArrayLike, name: str, ndim: int | tuple[int, ...]) -> Ten
         or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
     ):
         raise FunctionalInputError(f"{name} must be numeric, got dtype {t.dtype}.")
-    t = t.to(torch.float32)
+    t = t.to(device="cpu", dtype=torch.float32)
     ndims = (ndim,) if isinstance(ndim, int) else ndim
     if t.ndim not in ndims:
         want = " or ".join(str(d) for d in ndims)
         raise ShapeError(f"{name} must have {want} dimensions, got shape {tuple(t.shape)}.")
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise NonFiniteInputError(f"{name} contains NaN or infinite values.")
     return t.contiguous()
+
+
+def all_finite(t: Tensor) -> bool:
+    """Whether every element is finite, without an input-sized temporary.
+
+    Any NaN/inf makes the sum non-finite, so a finite sum proves finiteness in one pass;
+    only a non-finite sum (or a float32 overflow) needs the chunked elementwise check.
+    """
+    if t.numel() == 0 or bool(torch.isfinite(t.sum())):
+        return True
+    flat = t.reshape(-1)
+    step = 1 << 20
+    return all(bool(torch.isfinite(flat[i : i + step]).all()) for i in range(0, flat.numel(), step))
 
 
 def check_probs(probs: Tensor, name: str, atol: float = 1e-3) -> None:

@@ -7,7 +7,10 @@ The search is exact (brute force), not approximate.
 
 Metrics: ``"euclidean"`` (distances are returned as plain, not squared, L2 distances) and
 ``"cosine"`` (``1 - cos(q, k)``, in ``[0, 2]``; zero vectors are treated as orthogonal to
-everything).
+everything). Euclidean distances use ``‖q‖² + ‖k‖² − 2 q·k`` in float32 (one matrix
+product per block), so squared distances between near-duplicates carry an absolute
+round-off of about ``1e-7 · (‖q‖² + ‖k‖²)``; the cosine metric normalises a copy of the
+keys.
 """
 
 from __future__ import annotations

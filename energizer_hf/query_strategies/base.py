@@ -93,6 +93,19 @@ class Strategy(pl.LightningModule):
         """Return ``min(k, unlabelled)`` distinct unlabelled pool ids."""
         raise NotImplementedError
 
+    # ---------------------------------------------------------------- hooks (no-ops)
+    def on_round_start(self, loop: Any, round: int) -> None:
+        """Called by the loop before each round's fit."""
+
+    def on_round_end(self, loop: Any, record: dict[str, Any]) -> None:
+        """Called by the loop after each round's record is written."""
+
+    def on_pool_start(self, context: QueryContext) -> None:
+        """Called before the pool is scored."""
+
+    def on_pool_end(self, context: QueryContext, ids: np.ndarray) -> None:
+        """Called after the pool is scored, with the chosen ids."""
+
     def __repr__(self) -> str:
         inner = type(self.model).__name__ if self.model is not None else None
         return f"{type(self).__name__}(model={inner})"
@@ -148,6 +161,7 @@ class AccumulatorStrategy(Strategy):
         if model is not None:
             model.to(context.device)
             model.eval()
+        self.on_pool_start(context)
         start = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -159,7 +173,9 @@ class AccumulatorStrategy(Strategy):
             if model is not None and was_training:
                 model.train()
         context.add_time("score", start)
-        return acc.ids()
+        ids = acc.ids()
+        self.on_pool_end(context, ids)
+        return ids
 
 
 # The name the design document also uses for per-example scoring strategies.

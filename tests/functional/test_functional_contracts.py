@@ -139,3 +139,11 @@ def test_mismatched_rows_and_too_many_clusters(data):
         kmeans_closest_to_centers(emb, emb[:5], labelled=np.arange(N - 3))
     with pytest.raises(ShapeError):
         kmeans_closest_to_centers(emb, emb[:5, :3])
+
+
+def test_finiteness_check_survives_float32_overflow_of_the_sum():
+    huge = torch.full((8, 2), 3e38)  # finite, but the sum overflows to inf
+    assert kcenter_greedy(huge, 1, [0]).numel() == 1
+    huge[5, 1] = float("inf")
+    with pytest.raises(NonFiniteInputError):
+        kcenter_greedy(huge, 1, [0])

@@ -96,6 +96,19 @@ def test_cluster_margin_spreads_picks_over_clusters():
     assert set(picked.tolist()) <= set(torch.argsort(margin)[:16].tolist())
 
 
+def test_cluster_margin_visits_smallest_clusters_first():
+    y = torch.tensor([0] * 20 + [1] * 20 + [2] * 20)
+    margin = torch.full((60,), 0.9)
+    margin[:10] = 0.01  # 10 low-margin points in cluster 0
+    margin[20:22] = 0.2  # 2 in cluster 1
+    margin[40:44] = 0.25  # 4 in cluster 2
+    probs = torch.stack([(1 + margin) / 2, (1 - margin) / 2], 1)
+    for seed in range(3):
+        picked = cluster_margin(probs, None, 4, cluster_labels=y, margin_batch_size=16, seed=seed)
+        # order of visits: cluster 1 (2 points), cluster 2 (4), cluster 0 (10), cluster 1
+        assert y[picked].tolist() == [1, 2, 0, 1]
+
+
 def test_cal_ranks_disagreeing_candidate_highest():
     g = torch.Generator().manual_seed(4)
     emb_lab = torch.randn(30, 4, generator=g)
