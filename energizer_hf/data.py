@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,21 +75,21 @@ class TorchDataAdapter:
     def test_loader(self) -> DataLoader | None:
         return self.test_dataloader
 
-    def pool_batches(
-        self, pool: ActivePool, batch_size: int | None = None
-    ) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]:
-        ids = pool.unlabelled_ids
-        settings = dict(self.settings)
-        if batch_size is not None:
-            settings["batch_size"] = batch_size
-        bs = settings["batch_size"]
+    # BatchSource: pool scoring in the dataset's order, with the user's collate function
+    def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+        from energizer_hf.scoring import plan_by_length
 
-        def iterate() -> Iterator[tuple[Any, np.ndarray]]:
-            loader = DataLoader(Subset(self.dataset, ids.tolist()), shuffle=False, **settings)
-            for i, batch in enumerate(loader):
-                yield batch, ids[i * bs : (i + 1) * bs]
+        return plan_by_length(ids, None, batch_size)
 
-        return iterate
+    def collate(self, ids: np.ndarray) -> Any:
+        dataset = self.dataset
+        getitems = getattr(dataset, "__getitems__", None)
+        items = getitems(ids.tolist()) if callable(getitems) else [dataset[int(i)] for i in ids]
+        return self.settings["collate_fn"](items)
+
+    @property
+    def pool_batch_size(self) -> int:
+        return self.settings["batch_size"]
 
 
 class LabelledRows(Dataset):
@@ -195,19 +195,16 @@ class HFDataAdapter:
         rows = LabelledRows(data, np.arange(len(data)), labels, self.model_columns)
         return self._loader(rows, self.eval_batch_size, shuffle=False)
 
-    def pool_batches(
-        self, pool: ActivePool, batch_size: int | None = None
-    ) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]:
-        """Unlabelled rows in batches of similar length (less padding), with their pool ids."""
-        ids = pool.unlabelled_ids
-        if self.lengths is not None:
-            ids = ids[np.argsort(self.lengths[ids], kind="stable")]
-        bs = batch_size or self.eval_batch_size
+    # BatchSource: length-sorted batches, dynamic padding, inputs only
+    def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+        from energizer_hf.scoring import plan_by_length
+
+        return plan_by_length(ids, self.lengths, batch_size, max_tokens)
+
+    def collate(self, ids: np.ndarray) -> Any:
         rows = LabelledRows(self.tokenized, ids, None, self.model_columns)
+        return self.collator(rows.__getitems__(list(range(len(ids)))))
 
-        def iterate() -> Iterator[tuple[Any, np.ndarray]]:
-            for start in range(0, len(rows), bs):
-                positions = list(range(start, min(start + bs, len(rows))))
-                yield self.collator(rows.__getitems__(positions)), ids[start : start + bs]
-
-        return iterate
+    @property
+    def pool_batch_size(self) -> int:
+        return self.eval_batch_size

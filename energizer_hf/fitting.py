@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -112,6 +111,10 @@ class LightningBackend:
         callbacks_factory: Callable[[], list[pl.Callback]] | None = None,
         quiet: bool = False,
         pool_batch_size: int | None = None,
+        pool_max_tokens: int | None = None,
+        scoring_precision: str = "auto",
+        scoring_timeout: float = 600.0,
+        num_classes: int | None = None,
     ) -> None:
         self.model = model
         self.data = data
@@ -121,6 +124,10 @@ class LightningBackend:
         self.callbacks_factory = callbacks_factory
         self.quiet = quiet
         self.pool_batch_size = pool_batch_size
+        self.pool_max_tokens = pool_max_tokens
+        self.scoring_precision = scoring_precision
+        self.scoring_timeout = scoring_timeout
+        self.num_classes = num_classes
         self._initial_state = copy.deepcopy(model.state_dict())
         self.last_trainer: pl.Trainer | None = None
 
@@ -174,8 +181,21 @@ class LightningBackend:
                 out[key if key.startswith("test") else f"test/{key}"] = _to_float(value)
         return out
 
-    def pool_batches(self, pool: ActivePool) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]:
-        return self.data.pool_batches(pool, self.pool_batch_size)
+    def make_scorer(self, exchange_dir: Path | None, progress: bool = False) -> Any:
+        """The pool scorer for this backend's data, device and precision."""
+        from energizer_hf.scoring import PoolScorer
+
+        return PoolScorer(
+            self.data,
+            batch_size=self.pool_batch_size or self.data.pool_batch_size,
+            max_tokens=self.pool_max_tokens,
+            device=self.scoring_device(),
+            precision=self.scoring_precision,
+            exchange_dir=exchange_dir,
+            progress=progress,
+            timeout=self.scoring_timeout,
+            num_classes=self.num_classes,
+        )
 
     def scoring_device(self) -> torch.device:
         accelerator = str(self.trainer_kwargs.get("accelerator", "auto"))

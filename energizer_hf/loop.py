@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +45,7 @@ ROUNDS_FILE = "rounds.jsonl"
 RUN_FILE = "run.json"
 POOL_DIR = "pool"
 MODEL_STATE_FILE = "model_state.pt"
+SCORING_DIR = "scoring"
 
 
 @dataclass
@@ -119,9 +120,7 @@ class Backend(Protocol):
 
     def has_test_data(self) -> bool: ...
 
-    def pool_batches(self, pool: ActivePool) -> Callable[[], Iterator[tuple[Any, np.ndarray]]]: ...
-
-    def scoring_device(self) -> Any: ...
+    def make_scorer(self, exchange_dir: Path | None, progress: bool = False) -> Any: ...
 
     def save_model_state(self, path: Path) -> None: ...
 
@@ -131,6 +130,26 @@ class Backend(Protocol):
 def round_seed(seed: int, round: int) -> int:
     """A 32-bit seed that depends on the run's seed and the round."""
     return int(np.random.SeedSequence([seed, round + 1]).generate_state(1)[0])
+
+
+def env_rank() -> int:
+    """This process's global rank from the launcher's environment, without initialising
+    anything (``RANK`` from torchrun/accelerate, ``LOCAL_RANK`` from Lightning's launcher)."""
+    for key in ("RANK", "LOCAL_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+def _broadcast(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank, when a process group is up; ``obj`` otherwise."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _maybe_fault(point: str, round: int) -> None:
@@ -157,6 +176,9 @@ class ActiveLoop:
         callbacks: objects with optional ``on_round_start(loop, round)`` and
             ``on_round_end(loop, record)`` methods.
         progress: show a progress bar over rounds.
+        start_from_labels: when the run directory has no records but the pool has labels
+            (rebuilt from a stored revision), continue from the pool's last round instead
+            of keeping only the initial set.
     """
 
     def __init__(
@@ -173,6 +195,7 @@ class ActiveLoop:
         stratify_labels: np.ndarray | None = None,
         callbacks: Sequence[Any] = (),
         progress: bool = True,
+        start_from_labels: bool = False,
     ) -> None:
         self.pool = pool
         self.strategy = strategy
@@ -185,6 +208,8 @@ class ActiveLoop:
         self.stratify_labels = stratify_labels
         self.callbacks = list(callbacks)
         self.progress = progress
+        self.start_from_labels = start_from_labels
+        self.is_writer = env_rank() == 0
         self.records: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ run directory
@@ -222,8 +247,11 @@ class ActiveLoop:
                     f"configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
                     "Use a new run directory, or the same configuration to resume."
                 )
-        else:
+        elif self.is_writer:
             atomic_write_json(run_file, {"config": config, "created": time.time()})
+        # On several processes only rank 0 writes the label state and the records; the
+        # others keep the same state in memory (queries and labels are broadcast from 0).
+        self.pool.read_only = not self.is_writer
         self.pool.attach(self.run_dir / POOL_DIR)
 
     # ------------------------------------------------------------------ main loop
@@ -253,7 +281,8 @@ class ActiveLoop:
         try:
             while True:
                 record = self._run_round(round)
-                append_jsonl(self.run_dir / ROUNDS_FILE, record)
+                if self.is_writer:
+                    append_jsonl(self.run_dir / ROUNDS_FILE, record)
                 self.records.append(record)
                 self._call("on_round_end", record)
                 if bar is not None:
@@ -270,6 +299,10 @@ class ActiveLoop:
 
     def _resume(self) -> int:
         """Roll back unrecorded labels; return the round to run next."""
+        if not self.records and self.start_from_labels and self.pool.num_labelled:
+            # The label state was rebuilt from a stored revision (labels of rounds
+            # 0..R): continue with round R, which fits on them and queries round R + 1.
+            return self.pool.last_round
         if not self.records:
             # Labels beyond the initial set cannot exist without a record.
             dropped = self.pool.rollback(after_round=0)
@@ -305,7 +338,8 @@ class ActiveLoop:
 
     def _label(self, ids: np.ndarray, round: int) -> np.ndarray:
         """Ask the oracle, split validation, write the labels; returns the labelled ids."""
-        labels = self.oracle.annotate(ids, round=round)
+        # Rank 0 asks the oracle (a person must not be asked twice); all ranks agree.
+        ids, labels = _broadcast((ids, self.oracle.annotate(ids, round=round) if self.is_writer else None))
         if labels is not None:
             labels = np.asarray(labels, dtype=np.int64)
             if labels.shape != ids.shape:
@@ -341,7 +375,8 @@ class ActiveLoop:
         record.update(fit_metrics)
         _maybe_fault("after_fit", round)
         if not s.reset_weights:
-            self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
+            if self.is_writer:
+                self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
 
         record["time_test"] = 0.0
         if s.test_after_labelling and self.backend.has_test_data():
@@ -353,16 +388,11 @@ class ActiveLoop:
         queried = np.empty(0, dtype=np.int64)
         timings: dict[str, float] = {}
         if stop_reason is None:
-            ctx = QueryContext(
-                pool=pool,
-                round=round,
-                seed=s.seed,
-                pool_batches=self.backend.pool_batches(pool),
-                device=self.backend.scoring_device(),
-                progress=self.progress,
-            )
+            scorer = self.backend.make_scorer(self.run_dir / SCORING_DIR, progress=self.progress)
+            scorer.cleanup()  # exchange files of earlier rounds
+            ctx = QueryContext(pool=pool, round=round, seed=s.seed, scorer=scorer, progress=self.progress)
             t = time.perf_counter()
-            queried = np.asarray(self.strategy.query(ctx, k), dtype=np.int64)
+            queried = np.asarray(_broadcast(self.strategy.query(ctx, k)), dtype=np.int64)
             timings = dict(ctx.timings)
             record["time_query"] = time.perf_counter() - t
             self._check_query(queried, k)

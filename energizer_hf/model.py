@@ -139,15 +139,19 @@ class HFSequenceClassifier(pl.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.model(**self.get_inputs_from_batch(batch)).logits
 
-    def embed(self, batch: dict[str, Tensor]) -> Tensor:
-        """Mean-pooled last hidden states, ``(batch, hidden)``: the embeddings hook."""
+    def logits_and_embeddings(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Logits and mean-pooled last hidden states from one forward pass."""
         out = self.model(**self.get_inputs_from_batch(batch), output_hidden_states=True)
         hidden = out.hidden_states[-1]
         mask = batch.get("attention_mask")
         if mask is None:
-            return hidden.mean(1)
+            return out.logits, hidden.mean(1)
         mask = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return out.logits, (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def embed(self, batch: dict[str, Tensor]) -> Tensor:
+        """Mean-pooled last hidden states, ``(batch, hidden)``: the embeddings hook."""
+        return self.logits_and_embeddings(batch)[1]
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

@@ -85,6 +85,9 @@ class ActivePool:
         self.dataset = dataset
         self.fingerprint = fingerprint or dataset_fingerprint(dataset)
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        # A read-only pool (a non-zero rank of a distributed run) reads the state from disk
+        # but keeps its changes in memory; rank 0 writes the same changes to disk.
+        self.read_only = False
         self._state: np.ndarray
         if self.state_dir is not None and (self.state_dir / _STATE_FILE).exists():
             self._resume()
@@ -106,7 +109,7 @@ class ActivePool:
 
     def _write(self, new_state: np.ndarray) -> None:
         """Persist ``new_state`` atomically, then memory-map it read-only."""
-        if self.state_dir is None:
+        if self.state_dir is None or self.read_only:
             self._state = new_state
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)

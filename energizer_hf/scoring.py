@@ -1,4 +1,14 @@
-"""Scoring the unlabelled pool: the running top-k and the query context.
+"""Scoring the unlabelled pool: the running top-k, the pool scorer and the query context.
+
+:class:`PoolScorer` runs a model over pool ids as fast as the model allows: batches are
+built by token length (sorted, dynamic padding, batch size in examples or in tokens),
+under ``torch.inference_mode`` and, on a GPU, autocast. It either keeps a running top-k
+of per-example scores or writes per-example outputs (logits, probabilities, embeddings,
+MC-dropout probabilities) in pool order. On several processes (``accelerate launch``,
+``torchrun``, Lightning DDP) the length-sorted batches are dealt round-robin to the ranks,
+so every id is scored exactly once, with no padding duplicates; results are exchanged
+through files in a directory the ranks share, so a rank that fails is named (and the
+others stop waiting after a timeout) instead of hanging a collective.
 
 The running top-k keeps at most ``2 * k`` candidate scores in memory whatever the pool
 size: new scores are appended to a buffer which is cut back to the best ``k`` whenever it
@@ -9,15 +19,34 @@ same query, whatever the batch order or the number of processes that produced th
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-__all__ = ["QueryContext", "RunningTopK", "select_topk"]
+from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
+
+__all__ = [
+    "BatchSource",
+    "PoolScorer",
+    "QueryContext",
+    "RunningTopK",
+    "ScoringError",
+    "distributed_rank_world",
+    "select_topk",
+]
+
+log = logging.getLogger(__name__)
+OUTPUT_KINDS = ("logits", "probs", "embeddings", "mc_probs")
 
 
 def select_topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +126,426 @@ class RunningTopK:
         return min(self._size, self.k)
 
 
+
+class ScoringError(EnergizerError):
+    """Scoring failed on a rank, or a rank did not finish in time."""
+
+
+class BatchSource(Protocol):
+    """Turns pool ids into batches: the data adapters implement it."""
+
+    def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
+        """Split ``ids`` into batches of ids (length-sorted where lengths are known)."""
+        ...
+
+    def collate(self, ids: np.ndarray) -> Any:
+        """The model-ready batch of these ids (inputs only, no labels)."""
+        ...
+
+
+def distributed_rank_world() -> tuple[int, int]:
+    """``(rank, world_size)``: from ``torch.distributed`` when initialised, else from the
+    launcher's environment (``torchrun``/``accelerate launch`` set ``RANK``/``WORLD_SIZE``),
+    initialising the process group through accelerate; ``(0, 1)`` for a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "MASTER_ADDR" in os.environ and "RANK" in os.environ:
+        # launched by torchrun / accelerate launch, no process group yet: start one the
+        # way accelerate does for its multi-CPU/GPU modes (env:// rendezvous)
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def plan_by_length(
+    ids: np.ndarray,
+    lengths: np.ndarray | None,
+    batch_size: int,
+    max_tokens: int | None = None,
+) -> list[np.ndarray]:
+    """Batches of ids sorted by length; with ``max_tokens``, each padded batch holds at most
+    that many tokens (and at most ``batch_size`` rows)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if lengths is not None:
+        order = np.argsort(lengths[ids], kind="stable")
+        ids = ids[order]
+        sorted_lengths = lengths[ids]
+    if max_tokens is None or lengths is None:
+        return [ids[i : i + batch_size] for i in range(0, ids.size, batch_size)]
+    batches, start = [], 0
+    n = ids.size
+    while start < n:
+        end = start + 1
+        # lengths ascend, so the last row of a batch sets its padded length
+        while end < n and end - start < batch_size and (end - start + 1) * sorted_lengths[end] <= max_tokens:
+            end += 1
+        batches.append(ids[start:end])
+        start = end
+    return batches
+
+
+def _move(batch: Any, device: torch.device) -> Any:
+    if device.type == "cpu":
+        return batch
+    from lightning_fabric.utilities.apply_func import move_data_to_device
+
+    return move_data_to_device(batch, device)
+
+
+def _repeat_batch(batch: Any, times: int) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.repeat_interleave(times, dim=0)
+    if isinstance(batch, Mapping):  # dicts and transformers' BatchEncoding
+        return {k: _repeat_batch(v, times) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_repeat_batch(v, times) for v in batch)
+    return batch
+
+
+class PoolScorer:
+    """Score pool ids with a model, on one process or many.
+
+    Args:
+        source: a :class:`BatchSource` (the loop's data adapter).
+        batch_size: rows per batch (> 0).
+        max_tokens: optional cap on ``rows x padded length`` per batch.
+        device: where to run; default CUDA when available, else CPU.
+        precision: ``"auto"`` (bf16 autocast on a GPU that has it, else fp16 on GPU, fp32
+            on CPU), ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+        exchange_dir: a directory all ranks share, for results and failure reports; needed
+            on several processes (the loop gives ``<run_dir>/scoring``).
+        timeout: seconds a rank waits for the others before naming the missing ones.
+        progress: show a progress bar with examples per second on rank 0.
+        num_classes: the expected logits width, checked on the first batch.
+    """
+
+    def __init__(
+        self,
+        source: BatchSource,
+        *,
+        batch_size: int = 64,
+        max_tokens: int | None = None,
+        device: torch.device | str | None = None,
+        precision: str = "auto",
+        exchange_dir: str | Path | None = None,
+        timeout: float = 600.0,
+        progress: bool = False,
+        num_classes: int | None = None,
+    ) -> None:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise EnergizerError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if max_tokens is not None and max_tokens <= 0:
+            raise EnergizerError(f"max_tokens must be positive (or None), got {max_tokens!r}.")
+        if precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise EnergizerError(f"precision must be auto, bf16, fp16 or fp32; got {precision!r}.")
+        self.source = source
+        self.batch_size = int(batch_size)
+        self.max_tokens = max_tokens
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.precision = precision
+        self.exchange_dir = Path(exchange_dir) if exchange_dir is not None else None
+        self.timeout = timeout
+        self.progress = progress
+        self.num_classes = num_classes
+        self._calls: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _autocast(self):
+        if self.device.type != "cuda" or self.precision == "fp32":
+            return contextlib.nullcontext()
+        if self.precision == "fp16" or (self.precision == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+
+    def _shard(self, ids: np.ndarray, rank: int, world: int) -> list[np.ndarray]:
+        batches = self.source.plan(ids, self.batch_size, self.max_tokens)
+        # round-robin over length-sorted batches: every rank gets short and long ones
+        return batches[rank::world]
+
+    def _call_dir(self, tag: str, world: int) -> Path | None:
+        n = self._calls.get(tag, 0)
+        self._calls[tag] = n + 1
+        if self.exchange_dir is None:
+            if world > 1:
+                raise ScoringError(
+                    "Scoring on several processes needs an exchange_dir that every rank shares "
+                    "(the loop uses <run_dir>/scoring)."
+                )
+            return None
+        return self.exchange_dir / f"{tag}-{n:03d}"
+
+    def _bar(self, total: int, rank: int, desc: str):
+        if not self.progress or rank != 0:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="ex", unit_scale=True, leave=False)
+
+    def _check_logits(self, logits: Any, model: Any, rows: int) -> torch.Tensor:
+        from energizer_hf.query_strategies.base import logits_from_output
+
+        logits = logits_from_output(logits, model)
+        if logits.shape[0] != rows or (self.num_classes is not None and logits.shape[1] != self.num_classes):
+            raise InvalidScoresError(
+                f"{type(model).__name__} returned logits of shape {tuple(logits.shape)} for a batch "
+                f"of {rows} rows; expected ({rows}, {self.num_classes or 'num_classes'})."
+            )
+        return logits
+
+    # ------------------------------------------------------------------ exchange
+    def _report(self, call_dir: Path, rank: int, error: BaseException | None) -> None:
+        call_dir.mkdir(parents=True, exist_ok=True)
+        from energizer_hf.utils import atomic_write_json
+
+        if error is None:
+            atomic_write_json(call_dir / f"rank{rank}.done", {"rank": rank})
+        else:
+            atomic_write_json(
+                call_dir / f"rank{rank}.error",
+                {"rank": rank, "error": f"{type(error).__name__}: {error}"},
+            )
+
+    def _wait(self, call_dir: Path, world: int, marker: str = "done") -> None:
+        deadline = time.monotonic() + self.timeout
+        pending = set(range(world))
+        delay = 0.005
+        while pending:
+            for r in sorted(pending):
+                err = call_dir / f"rank{r}.error"
+                if err.exists():
+                    info = json.loads(err.read_text())
+                    raise ScoringError(f"Scoring failed on rank {r}: {info['error']}")
+                if (call_dir / f"rank{r}.{marker}").exists():
+                    pending.discard(r)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ScoringError(
+                    f"Rank(s) {sorted(pending)} did not finish scoring within {self.timeout:.0f} s "
+                    "(crashed or hung?); the other ranks stopped waiting."
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    # ------------------------------------------------------------------ top-k
+    def topk(
+        self,
+        step: Callable[[Any, int], torch.Tensor],
+        ids: np.ndarray,
+        k: int,
+        *,
+        check: Callable[[Any, int], torch.Tensor] | None = None,
+        tag: str = "topk",
+        desc: str = "Scoring pool",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best ``(scores, ids)`` of ``step(batch, batch_idx)`` over ``ids``,
+        identical on every rank."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            raise EmptyPoolError("There are no pool rows to score: the view has zero rows.")
+        rank, world = distributed_rank_world()
+        call_dir = self._call_dir(tag, world)
+        acc = RunningTopK(min(k, ids.size))
+        bar = self._bar(ids.size, rank, desc)
+        try:
+            with torch.inference_mode(), self._autocast():
+                for batch_idx, batch_ids in enumerate(self._shard(ids, rank, world)):
+                    batch = _move(self.source.collate(batch_ids), self.device)
+                    scores = step(batch, batch_idx)
+                    if check is not None:
+                        scores = check(scores, len(batch_ids))
+                    acc.update(scores, batch_ids)
+                    if bar is not None:
+                        bar.update(len(batch_ids) * world)
+        except BaseException as err:
+            if call_dir is not None and world > 1:
+                self._report(call_dir, rank, err)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if world == 1:
+            return acc.topk()
+        assert call_dir is not None
+        call_dir.mkdir(parents=True, exist_ok=True)
+        s, i = acc.topk()
+        np.savez(call_dir / f"rank{rank}.topk.npz", scores=s, ids=i)
+        self._report(call_dir, rank, None)
+        self._wait(call_dir, world)
+        merged = RunningTopK(min(k, ids.size))
+        for r in range(world):
+            with np.load(call_dir / f"rank{r}.topk.npz") as data:
+                merged.update(data["scores"], data["ids"])
+        return merged.topk()
+
+    # ------------------------------------------------------------------ outputs
+    def outputs(
+        self,
+        forward: Callable[[Any], Any],
+        ids: np.ndarray,
+        what: Sequence[str] = ("probs",),
+        *,
+        model: Any = None,
+        embed: Callable[[Any], torch.Tensor] | None = None,
+        forward_with_embeddings: Callable[[Any], tuple[Any, torch.Tensor]] | None = None,
+        num_mc_samples: int = 10,
+        mc_replicate: bool = False,
+        tag: str = "outputs",
+        desc: str = "Pool outputs",
+    ) -> dict[str, np.ndarray]:
+        """Per-example outputs over ``ids``, returned in the order of ``ids``.
+
+        ``what`` holds any of ``logits``, ``probs``, ``embeddings`` (needs ``embed``), and
+        ``mc_probs`` (``num_mc_samples`` passes with dropout on; with ``mc_replicate`` the
+        batch is repeated in memory and run once, faster on a GPU). Arrays are memory-mapped
+        files under the exchange directory when there is one, in memory otherwise.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        unknown = set(what) - set(OUTPUT_KINDS)
+        if unknown:
+            raise EnergizerError(f"Unknown outputs {sorted(unknown)}; choose from {OUTPUT_KINDS}.")
+        if ids.size == 0:
+            raise EmptyPoolError("There are no pool rows to score: the view has zero rows.")
+        if "embeddings" in what and embed is None and forward_with_embeddings is None:
+            name = type(model).__name__ if model is not None else "the model"
+            raise EnergizerError(
+                f"Embeddings were requested but {name} has no `embed(inputs)` hook: define "
+                "`embed` on the model to return (batch, dim) embeddings."
+            )
+        rank, world = distributed_rank_world()
+        call_dir = self._call_dir(tag, world)
+        position = {int(v): j for j, v in enumerate(ids.tolist())} if ids.size < 2_000_000 else None
+        order = None if position is not None else np.argsort(ids, kind="stable")
+        shards: dict[str, Any] = {}
+        my_batches = self._shard(ids, rank, world)
+        n_mine = int(sum(b.size for b in my_batches))
+        my_positions = np.empty(n_mine, dtype=np.int64)
+        filled = 0
+        bar = self._bar(ids.size, rank, desc)
+
+        def positions_of(batch_ids: np.ndarray) -> np.ndarray:
+            if position is not None:
+                return np.fromiter((position[int(v)] for v in batch_ids), dtype=np.int64, count=batch_ids.size)
+            return order[np.searchsorted(ids[order], batch_ids)]
+
+        def store(name: str, values: torch.Tensor, start: int) -> None:
+            arr = values.detach().float().cpu().numpy()
+            if name not in shards:
+                shape = (n_mine if world > 1 else ids.size, *arr.shape[1:])
+                if call_dir is not None:
+                    call_dir.mkdir(parents=True, exist_ok=True)
+                    path = call_dir / (f"rank{rank}.{name}.npy" if world > 1 else f"{name}.npy")
+                    shards[name] = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+                else:
+                    shards[name] = np.empty(shape, dtype=np.float32)
+            if world > 1:
+                shards[name][start : start + arr.shape[0]] = arr
+            else:
+                shards[name][my_positions[start : start + arr.shape[0]]] = arr
+
+        try:
+            with torch.inference_mode(), self._autocast():
+                for batch_ids in my_batches:
+                    batch = _move(self.source.collate(batch_ids), self.device)
+                    my_positions[filled : filled + batch_ids.size] = positions_of(batch_ids)
+                    need_logits = "logits" in what or "probs" in what
+                    emb = None
+                    if need_logits or "embeddings" in what:
+                        if "embeddings" in what and forward_with_embeddings is not None:
+                            out, emb = forward_with_embeddings(batch)
+                        else:
+                            out = forward(batch) if need_logits else None
+                            if "embeddings" in what:
+                                emb = embed(batch)
+                        if out is not None:
+                            logits = self._check_logits(out, model, batch_ids.size)
+                            if "logits" in what:
+                                store("logits", logits, filled)
+                            if "probs" in what:
+                                store("probs", torch.softmax(logits.float(), -1), filled)
+                        if emb is not None:
+                            store("embeddings", emb, filled)
+                    if "mc_probs" in what:
+                        store("mc_probs", self._mc_probs(forward, batch, batch_ids.size, model, num_mc_samples, mc_replicate), filled)
+                    filled += batch_ids.size
+                    if bar is not None:
+                        bar.update(batch_ids.size * world)
+        except BaseException as err:
+            if call_dir is not None and world > 1:
+                self._report(call_dir, rank, err)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        for arr in shards.values():
+            if isinstance(arr, np.memmap):
+                arr.flush()
+        if world == 1:
+            return {name: shards[name] for name in what}
+        assert call_dir is not None
+        np.save(call_dir / f"rank{rank}.positions.npy", my_positions)
+        self._report(call_dir, rank, None)
+        self._wait(call_dir, world)
+        if rank == 0:
+            for name in what:
+                first = np.load(call_dir / f"rank0.{name}.npy", mmap_mode="r")
+                full = np.lib.format.open_memmap(
+                    call_dir / f"{name}.npy", mode="w+", dtype=np.float32, shape=(ids.size, *first.shape[1:])
+                )
+                for r in range(world):
+                    pos = np.load(call_dir / f"rank{r}.positions.npy")
+                    full[pos] = np.load(call_dir / f"rank{r}.{name}.npy", mmap_mode="r")
+                full.flush()
+                del full
+            from energizer_hf.utils import atomic_write_json
+
+            atomic_write_json(call_dir / "rank0.assembled", {"outputs": list(what)})
+        else:
+            self._wait(call_dir, 1, marker="assembled")
+        return {name: np.load(call_dir / f"{name}.npy", mmap_mode="r") for name in what}
+
+    def _mc_probs(
+        self, forward: Callable[[Any], Any], batch: Any, rows: int, model: Any, passes: int, replicate: bool
+    ) -> torch.Tensor:
+        from energizer_hf.query_strategies.bayesian import dropout_enabled
+
+        if passes < 2:
+            raise EnergizerError(f"num_mc_samples must be >= 2, got {passes}.")
+        with dropout_enabled(model) as n:
+            if n == 0:
+                raise EnergizerError(
+                    f"MC-dropout samples were requested but {type(model).__name__} has no dropout "
+                    "layers: add dropout to the model or use a deterministic strategy."
+                )
+            if replicate:
+                logits = self._check_logits(forward(_repeat_batch(batch, passes)), model, rows * passes)
+                probs = torch.softmax(logits.float(), -1).reshape(rows, passes, -1)
+            else:
+                probs = torch.stack(
+                    [torch.softmax(self._check_logits(forward(batch), model, rows).float(), -1) for _ in range(passes)],
+                    dim=1,
+                )
+        return probs
+
+    def cleanup(self, keep: Sequence[str] = ()) -> None:
+        """Remove exchange files of earlier calls (rank 0 only)."""
+        if self.exchange_dir is None or not self.exchange_dir.exists():
+            return
+        rank, _ = distributed_rank_world()
+        if rank != 0:
+            return
+        for child in self.exchange_dir.iterdir():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+
+
 @dataclass
 class QueryContext:
     """Everything a strategy may use to choose ids, and nothing it should not see.
@@ -105,20 +554,22 @@ class QueryContext:
         pool: the :class:`~energizer_hf.pool.ActivePool`.
         round: the current round (the queried ids will be labelled as ``round + 1``).
         seed: the run's seed; strategies derive their randomness from ``(seed, round)``.
-        pool_batches: a callable returning an iterator of ``(batch, pool_ids)`` over the
-            unlabelled rows (inputs only: labels are never passed to the model).
-        device: where the model runs while scoring.
+        scorer: the :class:`PoolScorer` that runs models over pool ids (inputs only:
+            labels are never passed to the model).
         timings: strategies add the seconds they spend (``score``, ``select``).
     """
 
     pool: Any
     round: int
     seed: int
-    pool_batches: Callable[[], Iterator[tuple[Any, np.ndarray]]] | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    scorer: PoolScorer | None = None
     progress: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device if self.scorer is not None else torch.device("cpu")
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A generator that depends only on the seed, the round and ``salt``."""
@@ -126,3 +577,9 @@ class QueryContext:
 
     def add_time(self, key: str, start: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + (time.perf_counter() - start)
+
+    def require_scorer(self, who: str) -> PoolScorer:
+        if self.scorer is None:
+            raise EnergizerError(f"{who} needs a pool scorer in its query context.")
+        return self.scorer
+

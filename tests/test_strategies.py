@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from energizer_hf import ActivePool, InvalidScoresError, QueryContext
 from energizer_hf.data import TorchDataAdapter
 from energizer_hf.errors import EnergizerError, UnknownStrategyError
+from energizer_hf.scoring import PoolScorer
 from energizer_hf.query_strategies import (
     AccumulatorStrategy,
     EntropyStrategy,
@@ -34,7 +35,8 @@ def _setup(n=57, labelled=(0, 5, 9), batch_size=8):
 
 
 def _query(strategy, pool, adapter, k, seed=0, round=0):
-    ctx = QueryContext(pool=pool, round=round, seed=seed, pool_batches=adapter.pool_batches(pool))
+    scorer = PoolScorer(adapter, batch_size=adapter.pool_batch_size)
+    ctx = QueryContext(pool=pool, round=round, seed=seed, scorer=scorer)
     return np.asarray(strategy.query(ctx, k))
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
-from energizer_hf.scoring import QueryContext, RunningTopK
+from energizer_hf.scoring import QueryContext
 
 __all__ = ["AccumulatorStrategy", "ScoringStrategy", "Strategy", "logits_from_output"]
 
@@ -93,6 +93,50 @@ class Strategy(pl.LightningModule):
         """Return ``min(k, unlabelled)`` distinct unlabelled pool ids."""
         raise NotImplementedError
 
+    def pool_outputs(
+        self,
+        context: QueryContext,
+        what: tuple[str, ...] = ("probs",),
+        ids: np.ndarray | None = None,
+        num_mc_samples: int = 10,
+        mc_replicate: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Per-example model outputs over ``ids`` (default: the unlabelled pool), in that order.
+
+        ``what`` holds any of ``logits``, ``probs``, ``embeddings`` (the model's
+        ``embed(inputs)`` hook, e.g. :meth:`HFSequenceClassifier.embed`) and ``mc_probs``
+        (``(N, T, C)`` MC-dropout probabilities). Computed by the context's
+        :class:`~energizer_hf.scoring.PoolScorer`, on every process of a distributed run.
+        """
+        scorer = context.require_scorer(type(self).__name__)
+        ids = context.pool.unlabelled_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        model = self.model
+        if model is None:
+            raise EnergizerError(f"{type(self).__name__} has no model to compute outputs with.")
+        was_training = model.training
+        model.to(scorer.device)
+        model.eval()
+        embed = getattr(model, "embed", None)
+        both = getattr(model, "logits_and_embeddings", None)
+        inputs = self.get_inputs_from_batch
+        start = time.perf_counter()
+        try:
+            return scorer.outputs(
+                lambda batch: self(inputs(batch)),
+                ids,
+                what,
+                model=model,
+                embed=(lambda batch: embed(inputs(batch))) if callable(embed) else None,
+                forward_with_embeddings=(lambda batch: both(inputs(batch))) if callable(both) else None,
+                num_mc_samples=num_mc_samples,
+                mc_replicate=mc_replicate,
+                tag=f"r{context.round:04d}-outputs",
+            )
+        finally:
+            context.add_time("score", start)
+            if was_training:
+                model.train()
+
     # ---------------------------------------------------------------- hooks (no-ops)
     def on_round_start(self, loop: Any, round: int) -> None:
         """Called by the loop before each round's fit."""
@@ -150,41 +194,32 @@ class AccumulatorStrategy(Strategy):
         return scores
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        if context.pool_batches is None:
-            raise EnergizerError(f"{type(self).__name__} needs pool batches to score.")
+        scorer = context.require_scorer(type(self).__name__)
         if context.pool.num_unlabelled == 0:
             raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
         k = min(k, context.pool.num_unlabelled)
-        acc = RunningTopK(k)
         model = self.model
         was_training = model.training if model is not None else False
         if model is not None:
-            model.to(context.device)
+            model.to(scorer.device)
             model.eval()
         self.on_pool_start(context)
         start = time.perf_counter()
         try:
-            with torch.inference_mode():
-                for batch_idx, (batch, ids) in enumerate(context.pool_batches()):
-                    batch = _to_device(batch, context.device)
-                    scores = self._check_scores(self.pool_step(batch, batch_idx), len(ids))
-                    acc.update(scores, ids)
+            _, ids = scorer.topk(
+                lambda batch, batch_idx: self.pool_step(batch, batch_idx),
+                context.pool.unlabelled_ids,
+                k,
+                check=self._check_scores,
+                tag=f"r{context.round:04d}-topk",
+            )
         finally:
             if model is not None and was_training:
                 model.train()
         context.add_time("score", start)
-        ids = acc.ids()
         self.on_pool_end(context, ids)
         return ids
 
 
 # The name the design document also uses for per-example scoring strategies.
 ScoringStrategy = AccumulatorStrategy
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if device.type == "cpu":
-        return batch
-    from lightning_fabric.utilities.apply_func import move_data_to_device
-
-    return move_data_to_device(batch, device)
