@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,3 +209,66 @@ class HFDataAdapter:
     @property
     def pool_batch_size(self) -> int:
         return self.eval_batch_size
+
+
+def tokenize_dataset(
+    dataset: Any,
+    tokenizer: Any,
+    text_column: str,
+    *,
+    text_pair_column: str | None = None,
+    max_length: int = 128,
+    cache_file: str | None = None,
+    progress: bool = True,
+) -> Any:
+    """Tokenize once into a memory-mapped Arrow dataset: ``input_ids`` (int32), ``length``
+    (and ``token_type_ids`` for pairs). The attention mask is not stored: padding makes it.
+
+    Texts longer than ``max_length`` tokens are truncated with one warning for the whole
+    dataset, not an exception. With ``cache_file`` the result is reused by later calls.
+    """
+    import warnings
+
+    import datasets
+
+    truncated = 0
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        nonlocal truncated
+        args = (batch[text_column], batch[text_pair_column]) if text_pair_column else (batch[text_column],)
+        enc = tokenizer(*args, truncation=True, max_length=max_length, return_attention_mask=False)
+        encodings = getattr(enc, "encodings", None)
+        if encodings:
+            truncated += sum(1 for e in encodings if e.overflowing)
+        out = {"input_ids": enc["input_ids"], "length": [len(ids) for ids in enc["input_ids"]]}
+        if text_pair_column and "token_type_ids" in enc:
+            out["token_type_ids"] = enc["token_type_ids"]
+        return out
+
+    features = {"input_ids": datasets.Sequence(datasets.Value("int32")), "length": datasets.Value("int32")}
+    if text_pair_column:
+        features["token_type_ids"] = datasets.Sequence(datasets.Value("int8"))
+    bars = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        tokenized = dataset.map(
+            tokenize,
+            batched=True,
+            batch_size=1000,
+            remove_columns=dataset.column_names,
+            features=datasets.Features(features),
+            cache_file_name=cache_file,
+            new_fingerprint=Path(cache_file).stem[:60] if cache_file else None,
+            desc="Tokenizing",
+        )
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    if truncated:
+        warnings.warn(
+            f"{truncated} of {len(dataset)} texts are longer than max_length={max_length} tokens "
+            "and were truncated.",
+            stacklevel=2,
+        )
+    return tokenized

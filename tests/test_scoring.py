@@ -176,3 +176,44 @@ def test_a_hung_rank_times_out_and_is_named(tmp_path):
     proc = _launch(tmp_path, "--hang-rank", "1", "--timeout", "5")
     assert proc.returncode != 0
     assert "Rank(s) [1] did not finish scoring within 5 s" in proc.stderr
+
+
+@pytest.mark.distributed
+def test_round_loop_under_lightning_ddp_two_processes(tmp_path):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), MASTER_PORT=str(_free_port()))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "NODE_RANK"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.scripts.ddp_loop", str(run_dir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    # both ranks ran the loop and agree on every query and on the final labelled set
+    assert rank0 == rank1
+    labelled = rank0["labelled"]
+    assert len(labelled) == 10 + 3 * 15 == len(set(labelled))
+    # the label state and the records were written once, by rank 0
+    records = [json.loads(x) for x in (run_dir / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in records] == [0, 1, 2, 3]
+    from energizer_hf.pool import STATE_DTYPE
+
+    state = np.load(run_dir / "pool" / "label_state.npy")
+    assert state.dtype == STATE_DTYPE and sorted(np.flatnonzero(state["round"] >= 0).tolist()) == labelled
+    # the pool was scored by both ranks
+    scored = list((run_dir / "scoring").rglob("rank1.topk.npz"))
+    assert scored, "rank 1 did not take part in scoring"
+
+
+def test_long_texts_are_truncated_with_one_warning(demo_tokenizer):
+    import datasets
+
+    from energizer_hf.data import tokenize_dataset
+
+    ds = datasets.Dataset.from_dict({"text": ["match goal " * 30, "short text", "stock market " * 40]})
+    with pytest.warns(UserWarning, match="2 of 3 texts are longer than max_length=16") as record:
+        tok = tokenize_dataset(ds, demo_tokenizer, "text", max_length=16, progress=False)
+    assert len([w for w in record if "truncated" in str(w.message)]) == 1
+    assert max(tok["length"][:]) == 16
+    assert tok.features["input_ids"].feature.dtype == "int32"
