@@ -3,7 +3,10 @@
 Commands:
     demo        run the offline demo (entropy vs random on generated data)
     run         run a YAML configuration; any field can be overridden (--query-size 10)
+    push        push a run's round revisions, labelled set and final model to the Hub
     strategies  list the registered strategy names
+
+The Hub token comes from ``HF_TOKEN`` or ``hf auth login``; it is never a flag.
 """
 
 from __future__ import annotations
@@ -71,6 +74,27 @@ def _build_parser() -> argparse.ArgumentParser:
             help=f.metadata.get("help", ""),
         )
 
+    push = sub.add_parser(
+        "push",
+        help="push a run's round revisions, labelled set and final model to the Hub",
+        description=(
+            "Push the round revisions of RUN_DIR that are missing on the Hub (one commit + tag "
+            "round-NNN each on --branch of the dataset repo REPO_ID), the last round's labelled "
+            "set with its card to main, and with --model-repo-id the final model saved in "
+            "RUN_DIR/final_model with its card. Pushing again adds nothing. Token: HF_TOKEN or "
+            "`hf auth login`."
+        ),
+    )
+    push.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a (finished) run")
+    push.add_argument("repo_id", metavar="REPO_ID", help="Hub dataset repo id, user/name")
+    push.add_argument("--model-repo-id", default=None, help="also push the final model here")
+    vis = push.add_mutually_exclusive_group()
+    vis.add_argument("--private", dest="private", action="store_true", default=True,
+                     help="create missing repositories as private (default)")
+    vis.add_argument("--public", dest="private", action="store_false",
+                     help="create missing repositories as public")
+    push.add_argument("--branch", default="energizer-run", help="branch of the round commits")
+
     sub.add_parser("strategies", help="list the registered strategy names")
     return parser
 
@@ -108,6 +132,24 @@ def main(argv: list[str] | None = None) -> int:
             results = ActiveLearner(config).run()
             print(results.to_table())
             print(f"\nRounds recorded in {os.path.join(config.run_dir, 'rounds.jsonl')}")
+            return 0
+        if args.command == "push":
+            from energizer_hf.hub import push_run
+
+            summary = push_run(
+                args.run_dir,
+                args.repo_id,
+                model_repo_id=args.model_repo_id,
+                private=args.private,
+                run_branch=args.branch,
+            )
+            rounds = ", ".join(f"round-{r:03d}" for r in summary["pushed_rounds"]) or "none (all there)"
+            print(f"Rounds pushed to {args.repo_id}@{args.branch}: {rounds}")
+            if summary["missing_rounds"]:
+                print(f"Rounds without a local revision (not pushed): {summary['missing_rounds']}")
+            print(f"Labelled set (round-{summary['last_round']:03d}): {summary['dataset_url']}")
+            if args.model_repo_id:
+                print(f"Final model: {summary['model_url']}")
             return 0
     except EnergizerError as err:
         print(f"energizer-hf: error: {type(err).__name__}: {err}", file=sys.stderr)

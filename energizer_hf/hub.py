@@ -14,6 +14,12 @@ Hub calls are retried with exponential backoff; a final failure raises :class:`H
 (the token is never part of its message) and leaves the local snapshot intact, and
 :meth:`RoundStore.sync` later pushes only the rounds whose tag is missing.
 
+Every :class:`~energizer_hf.learner.ActiveLearner` run gets a store (``RunConfig.hub_repo_id``
+adds the Hub; :func:`ensure_round_stores`) and keeps its trained model under
+``<run_dir>/final_model`` (:func:`save_final_model`). ``RunConfig.resume_from`` starts a new
+run from a stored round (:func:`restore_from_revision`), and :func:`push_run` (``energizer-hf
+push``) pushes a finished run directory. The token comes from ``HF_TOKEN`` or the stored login.
+
 >>> round_tag(3)
 'round-003'
 >>> size_category(1500)
@@ -48,12 +54,17 @@ __all__ = [
     "RoundNotFoundError",
     "RoundStore",
     "build_round_dataset",
+    "ensure_round_stores",
+    "is_run_complete",
     "load_round",
+    "push_run",
     "push_to_hub",
     "rebuild_pool_state",
     "render_dataset_card",
     "render_model_card",
+    "restore_from_revision",
     "round_tag",
+    "save_final_model",
     "size_category",
     "validate_repo_id",
 ]
@@ -62,6 +73,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RUN_BRANCH = "energizer-run"
 REVISIONS_DIR = "revisions"
+FINAL_MODEL_DIR = "final_model"
 CARD_FILE = "README.md"
 DATA_FILE = "data/train-00000-of-00001.parquet"
 META_KEY = "energizer_hf"
@@ -741,6 +753,10 @@ class RoundStore:
 
     # ------------------------------------------------------------------ loop callback
     def on_round_end(self, loop: Any, record: Mapping[str, Any]) -> None:
+        # Earlier recorded rounds too: a crash between a record and its snapshot leaves a gap.
+        for rec in _records_of(loop):
+            if int(rec["round"]) < int(record["round"]):
+                self.snapshot(loop, int(rec["round"]))
         self.snapshot(loop, int(record["round"]))
         if self.repo_id is None:
             return
@@ -1114,27 +1130,39 @@ class RoundStore:
         private: bool | None = None,
         base_model: str | None = None,
         commit_message: str | None = None,
+        model_dir: str | os.PathLike | None = None,
     ) -> PushResult:
         """Push the final labelled set (main branch of the dataset repo) and the final model.
 
         ``learner_or_loop``: an :class:`~energizer_hf.learner.ActiveLearner` after ``run()``
         (model and tokenizer are taken from it) or an ``ActiveLoop`` with ``model=`` and
-        ``tokenizer=``. The model card links the dataset commit of the final labelled set.
+        ``tokenizer=``. ``model_dir``: upload a ``save_pretrained`` directory (e.g. a run's
+        ``final_model/``) instead of a model object. The model card links the dataset commit
+        of the final labelled set.
         """
         from huggingface_hub import CommitOperationAdd, constants
 
         validate_repo_id(model_repo_id, "model_repo_id")
         dataset_repo_id = validate_repo_id(dataset_repo_id) if dataset_repo_id else self.repo_id
         loop = getattr(learner_or_loop, "loop", None) or learner_or_loop
-        if model is None:
-            module = getattr(learner_or_loop, "module", None)
-            model = getattr(module, "model", None)
-        if tokenizer is None:
-            tokenizer = getattr(learner_or_loop, "tokenizer", None)
-        if model is None or not hasattr(model, "save_pretrained"):
-            raise EnergizerError(
-                "push_final needs a transformers model: pass an ActiveLearner or model=."
-            )
+        if model_dir is not None:
+            model_dir = Path(model_dir)
+            if not (model_dir / "config.json").is_file():
+                raise EnergizerError(
+                    f"'{model_dir}' holds no saved model (no config.json): give the directory "
+                    "of a model saved with save_pretrained."
+                )
+        else:
+            if model is None:
+                module = getattr(learner_or_loop, "module", None)
+                model = getattr(module, "model", None)
+            if tokenizer is None:
+                tokenizer = getattr(learner_or_loop, "tokenizer", None)
+            if model is None or not hasattr(model, "save_pretrained"):
+                raise EnergizerError(
+                    "push_final needs a transformers model: pass an ActiveLearner, model= or "
+                    "model_dir=."
+                )
         records = _records_of(loop)
         if not records:
             raise EnergizerError("The run has no recorded round yet: run it before push_final.")
@@ -1191,9 +1219,14 @@ class RoundStore:
             ),
         )
         with tempfile.TemporaryDirectory(prefix="energizer_hf_model_") as tmp:
-            model.save_pretrained(tmp)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
+            if model_dir is not None:
+                shutil.copytree(
+                    model_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*")
+                )
+            else:
+                model.save_pretrained(tmp)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(tmp)
             Path(tmp, CARD_FILE).write_text(card, encoding="utf-8")
             ops = [
                 CommitOperationAdd(path_in_repo=str(p.relative_to(tmp)), path_or_fileobj=str(p))
@@ -1224,14 +1257,26 @@ class RoundStore:
         return other
 
     def _commit_once(
-        self, api: Any, repo_id: str, repo_type: str, ops: list[Any], message: str, *, what: str
+        self,
+        api: Any,
+        repo_id: str,
+        repo_type: str,
+        ops: list[Any],
+        message: str,
+        *,
+        what: str,
+        description: str | None = None,
     ) -> str:
         """Commit to main, retrying only when the commit did not land (checked by title)."""
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
                 return api.create_commit(
-                    repo_id, operations=ops, commit_message=message, repo_type=repo_type
+                    repo_id,
+                    operations=ops,
+                    commit_message=message,
+                    commit_description=description,
+                    repo_type=repo_type,
                 ).oid
             except Exception as err:  # noqa: BLE001 - classified below
                 if _classify(err) != "retry" or attempt == self.retries:
@@ -1253,6 +1298,21 @@ class RoundStore:
 
         ds = datasets.load_from_disk(str(local))
         message = f"energizer_hf final labelled set ({round_tag(round)}, {len(ds)} rows)"
+        meta = _front_matter((local / CARD_FILE).read_text(encoding="utf-8")).get(META_KEY) or {}
+        run_id = meta.get("run_id") if isinstance(meta, dict) else None
+        head = self._call(
+            "list the commits of main",
+            lambda: api.list_repo_commits(self.repo_id, repo_type="dataset"),
+            local=local,
+        )
+        if (
+            head
+            and head[0].title == message
+            and run_id
+            and _message_run_id(getattr(head[0], "message", None)) == run_id
+        ):
+            log.info("The final labelled set of this run is already on main of %s", self.repo_id)
+            return head[0].commit_id
         with tempfile.TemporaryDirectory(prefix="energizer_hf_push_") as tmp:
             parquet = Path(tmp) / "train.parquet"
             ds.to_parquet(str(parquet))
@@ -1263,8 +1323,51 @@ class RoundStore:
                 ),
             ]
             return self._commit_once(
-                api, self.repo_id, "dataset", ops, message, what="push the final labelled set"
+                api,
+                self.repo_id,
+                "dataset",
+                ops,
+                message,
+                what="push the final labelled set",
+                description=json.dumps({META_KEY: meta}, sort_keys=True) if meta else None,
             )
+
+    def push_labelled_set(
+        self, loop_or_run_dir: Any, round: int | None = None, *, private: bool | None = None
+    ) -> str:
+        """Push round ``round``'s labelled set (default: the last local snapshot) and its card
+        to ``main`` of ``repo_id`` (created when missing); returns the commit sha.
+
+        A second push of the same run's set is a no-op (it returns the existing commit).
+        """
+        if self.repo_id is None:
+            raise EnergizerError("push_labelled_set needs a RoundStore with a repo_id.")
+        if round is None:
+            local = self.local_rounds(loop_or_run_dir)
+            if not local:
+                raise RoundNotFoundError(
+                    f"No round snapshot in '{self.revisions_dir(loop_or_run_dir)}'."
+                )
+            round = local[-1]
+        snap = self.revisions_dir(loop_or_run_dir) / round_tag(round)
+        if not (snap / CARD_FILE).exists():
+            if isinstance(loop_or_run_dir, (str, os.PathLike)):
+                raise RoundNotFoundError(
+                    f"No local snapshot of {round_tag(round)} in '{snap.parent}' (it has: "
+                    f"{_fmt_rounds(self.local_rounds(loop_or_run_dir))})."
+                )
+            snap = self.snapshot(loop_or_run_dir, round)
+        api = self._api()
+        private = self.private if private is None else private
+        self._call(
+            "create the dataset repository",
+            lambda: api.create_repo(
+                self.repo_id, repo_type="dataset", private=private, exist_ok=True
+            ),
+            local=snap,
+        )
+        with _quiet_datasets():
+            return self._push_main(api, round, snap)
 
 
 def _maybe_float(value: Any) -> float | None:
@@ -1479,3 +1582,219 @@ def push_to_hub(
     if dataset_repo_id and sync_rounds:
         store.sync(loop)
     return store.push_final(learner, model_repo_id)
+
+
+# ---------------------------------------------------------------------- learner and CLI glue
+def ensure_round_stores(
+    callbacks: Iterable[Any],
+    *,
+    repo_id: str | None = None,
+    run_branch: str = DEFAULT_RUN_BRANCH,
+    private: bool = True,
+    on_error: str = "warn",
+) -> list[Any]:
+    """``callbacks`` plus the :class:`RoundStore` every learner run gets.
+
+    With ``repo_id``, a store pushing to it (unless one is already there; Hub failures warn
+    and the missing rounds are pushed by the next round or ``energizer-hf push``); otherwise
+    a local-only store, unless the callbacks already hold a :class:`RoundStore`. Either way
+    every round is kept under ``<run_dir>/revisions``. The token comes from ``HF_TOKEN`` or
+    the stored login, never from a configuration.
+    """
+    out = list(callbacks)
+    stores = [c for c in out if isinstance(c, RoundStore)]
+    if repo_id and not any(s.repo_id == repo_id for s in stores):
+        out.append(RoundStore(repo_id, run_branch=run_branch, private=private, on_error=on_error))
+    elif not stores:
+        out.append(RoundStore(run_branch=run_branch))
+    return out
+
+
+def _has_records(run_dir: str | os.PathLike) -> bool:
+    from energizer_hf.utils import read_jsonl
+
+    return bool(read_jsonl(Path(run_dir) / "rounds.jsonl"))
+
+
+def is_run_complete(run_dir: str | os.PathLike) -> bool:
+    """Whether the run in ``run_dir`` has a last record with a stopping reason."""
+    from energizer_hf.utils import read_jsonl
+
+    records = read_jsonl(Path(run_dir) / "rounds.jsonl")
+    return bool(records and records[-1].get("stop_reason"))
+
+
+def restore_from_revision(
+    pool: Any,
+    source: str | os.PathLike,
+    revision: int | str | None = None,
+    *,
+    run_dir: str | os.PathLike,
+    run_branch: str = DEFAULT_RUN_BRANCH,
+    token: str | None = None,
+) -> int | None:
+    """Label ``pool`` as it was after a stored round, to start a new run from there.
+
+    ``source``: a run directory, its ``revisions/``, a round directory, or a Hub dataset repo
+    id; ``revision``: a round number, ``round-NNN``, a branch or a commit (default: the
+    latest round; on the Hub the head of ``run_branch``). Nothing happens (``None``) when
+    ``run_dir`` already has records: the run then resumes from its own state. When
+    ``run_dir`` has a label state but no record yet (a resumed run stopped in its first
+    round), that state is loaded and rolled back to the revision's round first. Returns the
+    revision's last round; pass ``start_from_labels=True`` to the loop so that it goes on
+    from there.
+    """
+    if _has_records(run_dir):
+        return None
+    if isinstance(revision, str) and revision.strip().isdigit():
+        revision = int(revision)
+    ds = load_round(source, revision, token=token, run_branch=run_branch)
+    rounds = np.asarray(ds["round"][:], dtype=np.int64) if "round" in ds.column_names else None
+    if rounds is None or rounds.size == 0:
+        raise DatasetMismatchError(
+            f"The revision {revision!r} of '{source}' has no labelled rows to resume from."
+        )
+    last = int(rounds.max())
+    state_dir = Path(run_dir) / "pool"
+    if (state_dir / "label_state.npy").exists():
+        pool.attach(state_dir)
+        pool.rollback(after_round=last)
+    rebuild_pool_state(pool, ds)
+    log.info("Starting from %s of '%s' (%d labelled rows)", round_tag(last), source, len(ds))
+    return last
+
+
+def save_final_model(run_dir: str | os.PathLike, model: Any, tokenizer: Any = None) -> Path:
+    """Save the trained model (and tokenizer) under ``<run_dir>/final_model`` (replaced whole)."""
+    run_dir = Path(run_dir)
+    final = run_dir / FINAL_MODEL_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=f".{FINAL_MODEL_DIR}.", dir=run_dir))
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
+            tokenizer.save_pretrained(str(tmp))
+        if final.exists():
+            old = final.with_name(f".{FINAL_MODEL_DIR}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+class _RunView:
+    """A run read back from its directory: what the cards and pushes need, without the data."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        from types import SimpleNamespace
+
+        from energizer_hf.utils import read_jsonl
+
+        self.run_dir = Path(run_dir)
+        run_file = self.run_dir / "run.json"
+        if not run_file.is_file():
+            raise EnergizerError(
+                f"'{run_dir}' is not a run directory (it has no run.json): give the run_dir of "
+                "an `energizer-hf run` or ActiveLearner run."
+            )
+        saved = json.loads(run_file.read_text(encoding="utf-8")).get("config") or {}
+        self.records = read_jsonl(self.run_dir / "rounds.jsonl")
+        if not self.records:
+            raise EnergizerError(f"The run in '{run_dir}' has no recorded round yet.")
+        self.settings = SimpleNamespace(**(saved.get("settings") or {}))
+        self.config = dict(saved.get("run") or {})
+        self.strategy = SimpleNamespace(name=saved.get("strategy") or "unknown")
+        self.pool = SimpleNamespace(fingerprint=saved.get("pool_fingerprint"), dataset=None)
+        self.oracle = None
+        self.label_names = list(self.config.get("label_names") or [])
+        last = self.run_dir / REVISIONS_DIR / round_tag(int(self.records[-1]["round"]))
+        if (last / CARD_FILE).is_file():
+            meta = _front_matter((last / CARD_FILE).read_text(encoding="utf-8")).get(META_KEY)
+            if isinstance(meta, dict) and meta.get("label_names"):
+                self.label_names = list(meta["label_names"])
+
+
+def push_run(
+    run_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    model_repo_id: str | None = None,
+    private: bool = True,
+    run_branch: str = DEFAULT_RUN_BRANCH,
+    token: str | None = None,
+    **store_kwargs: Any,
+) -> dict[str, Any]:
+    """Push a run directory: the round revisions missing on the Hub (one commit + tag each on
+    ``run_branch``), the last round's labelled set with its card to ``main``, and, with
+    ``model_repo_id``, the final model saved under ``<run_dir>/final_model`` with its card.
+
+    Returns a summary (pushed rounds, commits, URLs). Idempotent: pushing again adds nothing.
+
+    Raises:
+        EnergizerError: not a run directory, no final model for ``model_repo_id``, ...
+        RoundNotFoundError: the last recorded round has no local revision.
+        HubSyncError: a Hub call failed (after retries where they help).
+    """
+    from huggingface_hub import constants
+
+    validate_repo_id(repo_id)
+    if model_repo_id is not None:
+        validate_repo_id(model_repo_id, "model_repo_id")
+    view = _RunView(run_dir)
+    run_dir = view.run_dir
+    model_dir = run_dir / FINAL_MODEL_DIR
+    if model_repo_id is not None and not (model_dir / "config.json").is_file():
+        raise EnergizerError(
+            f"The run directory '{run_dir}' holds no trained model ('{model_dir}' is missing): "
+            "it is saved when a run finishes (energizer-hf run / ActiveLearner.run()). Finish the "
+            "run, push without --model-repo-id, or push a model object from Python with "
+            "RoundStore.push_final(learner, model_repo_id)."
+        )
+    store = RoundStore(repo_id, run_branch=run_branch, private=private, token=token, **store_kwargs)
+    recorded = [int(r["round"]) for r in view.records]
+    local = store.local_rounds(run_dir)
+    last = recorded[-1]
+    if last not in local:
+        raise RoundNotFoundError(
+            f"The last recorded round ({round_tag(last)}) has no local revision under "
+            f"'{store.revisions_dir(run_dir)}' (it has: {_fmt_rounds(local)}); runs made before "
+            "revisions were kept cannot be pushed this way."
+        )
+    missing = sorted(set(recorded) - set(local))
+    if missing:
+        log.warning("No local revision of %s: not pushed.", _fmt_rounds(missing))
+    pushed = store.sync(run_dir)
+    summary: dict[str, Any] = {
+        "repo_id": repo_id,
+        "run_branch": run_branch,
+        "pushed_rounds": sorted(pushed),
+        "missing_rounds": missing,
+        "last_round": last,
+    }
+    if model_repo_id is not None:
+        result = store.push_final(view, model_repo_id, model_dir=model_dir, private=private)
+        summary.update(
+            dataset_commit=result.dataset_commit,
+            dataset_url=result.dataset_url,
+            model_repo_id=model_repo_id,
+            model_commit=result.model_commit,
+            model_url=result.model_url,
+        )
+    else:
+        commit = store.push_labelled_set(run_dir, last, private=private)
+        summary.update(
+            dataset_commit=commit,
+            dataset_url=f"{constants.ENDPOINT}/datasets/{repo_id}/tree/{commit}",
+        )
+    return summary

@@ -36,7 +36,10 @@ __all__ = ["ActiveLearner", "RunConfig", "encode_labels", "load_data"]
 log = logging.getLogger(__name__)
 
 # Fields that do not change what a run computes: they may differ when resuming.
-_NON_SEMANTIC = {"run_dir", "progress", "num_workers", "eval_batch_size", "rounds", "total_budget"}
+_NON_SEMANTIC = {
+    "run_dir", "progress", "num_workers", "eval_batch_size", "rounds", "total_budget",
+    "hub_repo_id", "hub_branch", "hub_private",
+}
 
 
 @dataclass
@@ -83,6 +86,22 @@ class RunConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    hub_repo_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset repo (user/name) that gets each round as a commit + tag round-NNN "
+                  "(token: HF_TOKEN or `hf auth login`). Local revisions are always kept."},
+    )
+    hub_branch: str = field(default="energizer-run", metadata={"help": "Branch of hub_repo_id for the round commits."})
+    hub_private: bool = field(default=True, metadata={"help": "Create hub_repo_id as a private repository."})
+    resume_from: str | None = field(
+        default=None,
+        metadata={"help": "Start from a stored round: a run dir, its revisions/ or a round dir, or a Hub "
+                  "dataset repo id (with resume_revision). Used when run_dir has no rounds yet."},
+    )
+    resume_revision: str | None = field(
+        default=None,
+        metadata={"help": "Round of resume_from: round-NNN, a round number, a branch or a commit (default: latest)."},
+    )
 
     def __post_init__(self) -> None:
         if self.test_split == "":
@@ -392,14 +411,14 @@ class ActiveLearner:
         tok_id = _tokenizer_identity(tokenizer)
         cache_dir = run_dir / "cache"
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tokenized = self._tokenize(pool_ds, tokenizer, cache_dir / f"pool-{pool.fingerprint}-{tok_id}-{cfg.max_length}.arrow")
+        tokenized = self._tokenize(pool_ds, tokenizer, cache_dir / f"pool-v2-{pool.fingerprint}-{tok_id}-{cfg.max_length}.arrow")
         lengths = np.asarray(tokenized["length"][:], dtype=np.int64)
         test = None
         if test_ds is not None:
             from energizer_hf.utils import dataset_fingerprint
 
             test_tok = self._tokenize(
-                test_ds, tokenizer, cache_dir / f"test-{dataset_fingerprint(test_ds)}-{tok_id}-{cfg.max_length}.arrow"
+                test_ds, tokenizer, cache_dir / f"test-v2-{dataset_fingerprint(test_ds)}-{tok_id}-{cfg.max_length}.arrow"
             )
             test = (test_tok, test_labels)
         model_columns = [c for c in tokenized.column_names if c != "length"]
@@ -468,6 +487,15 @@ class ActiveLearner:
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
         semantic["tokenizer"] = tok_id
+        from energizer_hf.hub import ensure_round_stores, restore_from_revision
+
+        if cfg.resume_from:  # a no-op once run_dir has records of its own
+            restore_from_revision(
+                pool, cfg.resume_from, cfg.resume_revision, run_dir=run_dir, run_branch=cfg.hub_branch
+            )
+        callbacks = ensure_round_stores(
+            self.callbacks, repo_id=cfg.hub_repo_id, run_branch=cfg.hub_branch, private=cfg.hub_private
+        )
         self.loop = ActiveLoop(
             pool,
             strategy,
@@ -478,8 +506,9 @@ class ActiveLearner:
             config=semantic,
             label_names=names,
             stratify_labels=pool_labels,
-            callbacks=self.callbacks,
+            callbacks=callbacks,
             progress=cfg.progress,
+            start_from_labels=bool(cfg.resume_from),
         )
         self.module = strategy.model
         self.strategy = strategy
@@ -487,40 +516,29 @@ class ActiveLearner:
         return self.loop
 
     def _tokenize(self, ds: Any, tokenizer: Any, cache_file: Path) -> Any:
+        from energizer_hf.data import tokenize_dataset
+
         cfg = self.config
-        text, pair = cfg.text_column, cfg.text_pair_column
-        max_length = cfg.max_length
-
-        def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            args = (batch[text], batch[pair]) if pair else (batch[text],)
-            enc = tokenizer(*args, truncation=True, max_length=max_length)
-            enc["length"] = [len(ids) for ids in enc["input_ids"]]
-            return dict(enc)
-
-        import datasets
-
-        bars = datasets.is_progress_bar_enabled()
-        if not cfg.progress:
-            datasets.disable_progress_bars()
-        try:
-            return ds.map(
-                tokenize,
-                batched=True,
-                batch_size=1000,
-                remove_columns=ds.column_names,
-                cache_file_name=str(cache_file),
-                new_fingerprint=cache_file.stem[:60],
-                desc="Tokenizing",
-            )
-        finally:
-            if bars:
-                datasets.enable_progress_bars()
+        return tokenize_dataset(
+            ds,
+            tokenizer,
+            cfg.text_column,
+            text_pair_column=cfg.text_pair_column,
+            max_length=cfg.max_length,
+            cache_file=str(cache_file),
+            progress=cfg.progress,
+        )
 
     def run(self) -> RoundResults:
         """Run (or resume) the rounds and return their results."""
+        from energizer_hf.hub import is_run_complete, save_final_model
+
         loop = self.loop or self.setup()
+        was_complete = is_run_complete(self.config.run_dir)
         results = loop.run()
         (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
+        if not was_complete:  # the model was trained here: keep it for `energizer-hf push`
+            save_final_model(self.config.run_dir, self.module.model, self.tokenizer)
         return results
 
 

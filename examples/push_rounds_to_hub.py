@@ -12,10 +12,18 @@ e.g. the test server of this repository::
     export HF_ENDPOINT=http://127.0.0.1:8765 HF_HUB_DISABLE_XET=1 HF_TOKEN=hf_test_token
     python examples/push_rounds_to_hub.py --dataset-repo tester/al-rounds --model-repo tester/al-model
 
-Without ``HF_ENDPOINT`` it pushes to huggingface.co with your login (``hf auth login``).
-The data, tokenizer and model are the tiny built-in demo ones, so nothing is downloaded.
-Load a round back with ``energizer_hf.hub.load_round("tester/al-rounds", "round-001")`` or
-``datasets.load_dataset("tester/al-rounds", revision="round-001", split="train")``.
+Without ``HF_ENDPOINT`` it pushes to huggingface.co with your login (``hf auth login``) or
+``HF_TOKEN``. The data, tokenizer and model are the tiny built-in demo ones, so nothing is
+downloaded. Load a round back with ``energizer_hf.hub.load_round("tester/al-rounds", "round-001")``
+or ``datasets.load_dataset("tester/al-rounds", revision="round-001", split="train")``.
+
+The same from the command line (every ``ActiveLearner`` run also keeps the final model under
+``<run-dir>/final_model/``)::
+
+    energizer-hf run config.yaml --hub-repo-id tester/al-rounds       # a commit + tag per round
+    energizer-hf push runs/energizer tester/al-rounds --model-repo-id tester/al-model
+    energizer-hf run config.yaml --run-dir runs/from-round-1 \\
+        --resume-from tester/al-rounds --resume-revision round-001    # start from a revision
 """
 
 from __future__ import annotations

@@ -243,6 +243,128 @@ def test_rebuild_pool_state_from_a_revision(run3, demo_data):
         rebuild_pool_state(pool, load_round(run_dir, 0))
 
 
+@pytest.fixture(scope="module")
+def run4(tmp_path_factory, demo_data, demo_tokenizer, tiny_bert_config):
+    """A finished run with 3 query rounds (records 0..3); the learner adds the local store."""
+    tmp = tmp_path_factory.mktemp("hubrun4")
+    learner = ActiveLearner(
+        dataset=demo_data,
+        model=tiny_bert_config,
+        tokenizer=demo_tokenizer,
+        strategy="entropy",
+        **learner_kwargs(tmp, rounds=3),
+    )
+    return learner, Path(learner.config.run_dir), list(learner.run())
+
+
+def _resumed(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, **kwargs):
+    return ActiveLearner(
+        dataset=demo_data,
+        model=tiny_bert_config,
+        tokenizer=demo_tokenizer,
+        strategy="entropy",
+        **learner_kwargs(tmp_path, **kwargs),
+    )
+
+
+def test_learner_resumes_from_a_revision_with_the_same_queries(
+    run4, tmp_path, demo_data, demo_tokenizer, tiny_bert_config
+):
+    first, first_dir, records = run4
+    assert [r["round"] for r in records] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (first_dir / "revisions").iterdir()) == [
+        "round-000",
+        "round-001",
+        "round-002",
+        "round-003",
+    ]
+    assert (first_dir / "final_model" / "config.json").is_file()
+    learner = _resumed(
+        tmp_path,
+        demo_data,
+        demo_tokenizer,
+        tiny_bert_config,
+        rounds=3,
+        resume_from=str(first_dir),
+        resume_revision="round-001",
+    )
+    resumed = list(learner.run())
+    # round 1 fits on the labels of rounds 0..1 and queries round 2: as the first run did
+    assert [r["round"] for r in resumed] == [1, 2, 3]
+    for mine, theirs in zip(resumed, records[1:]):
+        assert mine["num_labelled"] == theirs["num_labelled"]
+        assert mine["queried_ids"] == theirs["queried_ids"], mine["round"]
+        assert mine["test/accuracy"] == pytest.approx(theirs["test/accuracy"], abs=1e-6)
+    assert learner.pool.labelled_ids.tolist() == first.pool.labelled_ids.tolist()
+    run_dir = Path(learner.config.run_dir)
+    assert sorted(p.name for p in (run_dir / "revisions").iterdir()) == [
+        "round-001",
+        "round-002",
+        "round-003",
+    ]
+    assert load_round(run_dir, 2)["pool_id"][:] == load_round(first_dir, 2)["pool_id"][:]
+    # the configuration records where the run started; no token anywhere
+    saved = json.loads((run_dir / "run.json").read_text())["config"]["run"]
+    assert saved["resume_from"] == str(first_dir) and saved["resume_revision"] == "round-001"
+    assert "hub_repo_id" not in saved and not {"token", "hf_token"} & set(saved)
+    # the finished run again: nothing is redone, the saved model is kept
+    model_file = run_dir / "final_model" / "model.safetensors"
+    before = model_file.stat().st_mtime_ns
+    again = _resumed(
+        tmp_path,
+        demo_data,
+        demo_tokenizer,
+        tiny_bert_config,
+        rounds=3,
+        resume_from=str(first_dir),
+        resume_revision="round-001",
+    )
+    assert [r["round"] for r in again.run()] == [1, 2, 3]
+    assert model_file.stat().st_mtime_ns == before
+
+
+def test_learner_resume_revision_forms_and_errors(
+    run4, tmp_path, demo_data, demo_tokenizer, tiny_bert_config
+):
+    first, first_dir, _ = run4
+    expected = _ids_up_to(first.pool, 2).tolist()
+    # a round number as a string (as given on the command line) and a round directory
+    for source, revision in ((first_dir, "2"), (first_dir / "revisions" / "round-002", None)):
+        learner = _resumed(
+            tmp_path / str(revision),
+            demo_data,
+            demo_tokenizer,
+            tiny_bert_config,
+            resume_from=str(source),
+            resume_revision=revision,
+        )
+        learner.setup()
+        assert learner.pool.labelled_ids.tolist() == expected
+        assert learner.loop.start_from_labels is True
+    with pytest.raises(RoundNotFoundError, match="round-000, round-001, round-002, round-003"):
+        _resumed(
+            tmp_path / "bad",
+            demo_data,
+            demo_tokenizer,
+            tiny_bert_config,
+            resume_from=str(first_dir),
+            resume_revision="round-009",
+        ).setup()
+    # another dataset: refused by its fingerprint
+    other = datasets.DatasetDict(
+        {"train": demo_data["train"].select(range(1, 300)), "test": demo_data["test"]}
+    )
+    with pytest.raises(DatasetMismatchError, match="another dataset"):
+        _resumed(
+            tmp_path / "other",
+            other,
+            demo_tokenizer,
+            tiny_bert_config,
+            resume_from=str(first_dir),
+            resume_revision="round-001",
+        ).setup()
+
+
 def test_rebuild_pool_state_refuses_another_dataset(run3, demo_data):
     _, run_dir, _ = run3
     revision = load_round(run_dir, 1)
@@ -640,3 +762,51 @@ def test_example_script_pushes_rounds_and_the_final_model(hub, tmp_path):
     main = _git(hub, "tester/example-rounds", "rev-parse", "main").strip()
     assert main == summary["dataset_commit"] and summary["dataset_commit"] in card
     assert yaml.safe_load(json.dumps(meta))  # plain data all the way down
+
+
+# ---------------------------------------------------------------------- the real Hub (opt-in)
+@pytest.mark.integration
+@pytest.mark.skipif(
+    os.environ.get("ENERGIZER_HF_REAL_HUB") != "1" or not os.environ.get("HF_TOKEN"),
+    reason="pushes to huggingface.co: set ENERGIZER_HF_REAL_HUB=1 and HF_TOKEN to run it",
+)
+def test_real_hub_round_trip(run3, tmp_path):
+    """Push the rounds to a new private dataset repo of the token's user, load round-001 back
+    by its tag, then delete the repo."""
+    _, run_dir, _ = run3
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV or k == "HF_TOKEN"}
+    env.pop("HF_ENDPOINT", None)
+    env.update({"OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf_home")})
+    prelude = PRELUDE.replace(
+        'assert constants.ENDPOINT == os.environ["HF_ENDPOINT"], constants.ENDPOINT',
+        'assert constants.ENDPOINT == "https://huggingface.co", constants.ENDPOINT',
+    )
+    script = f"""
+    import uuid
+    repo = api.whoami()["name"] + "/energizer-hf-test-" + uuid.uuid4().hex[:8]
+    try:
+        store = RoundStore(repo, private=True, retries=3, backoff=2.0)
+        pushed = store.sync({str(run_dir)!r})
+        assert sorted(pushed) == [0, 1, 2], pushed
+        assert store.sync({str(run_dir)!r}) == {{}}
+        assert api.dataset_info(repo).private is True
+        ds = load_round(repo, "round-001")
+        local = load_round({str(run_dir)!r}, 1)
+        assert ds["pool_id"][:] == local["pool_id"][:] and ds["label"][:] == local["label"][:]
+        meta = json.loads(ds.info.description)["energizer_hf"]
+        assert meta["round"] == 1, meta
+        print(json.dumps({{"repo": repo, "rows": len(ds)}}))
+    finally:
+        api.delete_repo(repo, repo_type="dataset", missing_ok=True)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert last_json(proc.stdout)["rows"] == 20
+    assert os.environ["HF_TOKEN"] not in proc.stdout + proc.stderr
