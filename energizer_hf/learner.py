@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Fields that do not change what a run computes: they may differ when resuming.
 _NON_SEMANTIC = {
     "run_dir", "progress", "num_workers", "eval_batch_size", "rounds", "total_budget",
-    "hub_repo_id", "hub_branch", "hub_private",
+    "hub_repo_id", "hub_branch", "hub_private", "pool_max_tokens", "scoring_precision",
 }
 
 
@@ -86,6 +86,16 @@ class RunConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    devices: int = field(default=1, metadata={"help": "Lightning devices (processes) for fitting."})
+    lightning_strategy: str = field(
+        default="auto", metadata={"help": "Lightning strategy for fitting, e.g. ddp (2+ devices)."}
+    )
+    pool_max_tokens: int | None = field(
+        default=None, metadata={"help": "Cap pool-scoring batches at this many padded tokens (rows x length)."}
+    )
+    scoring_precision: str = field(
+        default="auto", metadata={"help": "Pool scoring precision: auto (bf16/fp16 autocast on GPU), bf16, fp16, fp32."}
+    )
     hub_repo_id: str | None = field(
         default=None,
         metadata={"help": "Hub dataset repo (user/name) that gets each round as a commit + tag round-NNN "
@@ -455,7 +465,8 @@ class ActiveLearner:
         trainer_kwargs = {
             "max_epochs": cfg.max_epochs,
             "accelerator": accelerator,
-            "devices": 1,
+            "devices": cfg.devices,
+            "strategy": cfg.lightning_strategy,
             "precision": cfg.precision,
             "enable_checkpointing": False,
             "logger": False,
@@ -472,6 +483,9 @@ class ActiveLearner:
             seed=cfg.seed,
             callbacks_factory=callbacks_factory,
             quiet=True,
+            pool_max_tokens=cfg.pool_max_tokens,
+            scoring_precision=cfg.scoring_precision,
+            num_classes=len(names),
         )
         settings = LoopSettings(
             query_size=cfg.query_size,
