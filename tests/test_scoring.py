@@ -217,3 +217,15 @@ def test_long_texts_are_truncated_with_one_warning(demo_tokenizer):
     assert len([w for w in record if "truncated" in str(w.message)]) == 1
     assert max(tok["length"][:]) == 16
     assert tok.features["input_ids"].feature.dtype == "int32"
+
+
+def test_a_model_without_logits_is_named():
+    from torch import nn
+
+    class Embedder(nn.Module):
+        def forward(self, batch):
+            return {"hidden": torch.zeros(len(batch["input_ids"]), 4)}
+
+    pool, adapter, _ = build(10)
+    with pytest.raises(InvalidScoresError, match="Embedder returned dict from forward; expected a logits tensor"):
+        EntropyStrategy(Embedder()).query(_ctx(pool, adapter), 3)
