@@ -65,7 +65,7 @@ def cases(k: int) -> dict[str, Callable[[dict], object]]:
         "bald (scores)": lambda x: F.bald(x["mc"]),
         "batchbald_greedy": lambda x: F.batchbald_greedy(x["mc"], k, labelled=x["labelled"]),
         "kcenter_greedy (coreset)": lambda x: F.kcenter_greedy(x["emb"], k, x["labelled"]),
-        "kmeans (100 clusters)": lambda x: F.kmeans(x["emb"], k),
+        f"kmeans ({k} clusters)": lambda x: F.kmeans(x["emb"], k),
         "bertkm_select": lambda x: F.bertkm_select(x["emb"], k, labelled=x["labelled"]),
         "typiclust": lambda x: F.typiclust(x["emb"], k, x["labelled"]),
         "estimate_probcover_delta": lambda x: F.estimate_probcover_delta(

@@ -105,10 +105,9 @@ def test_errors_zero_rows_wrong_width_bad_batch_size():
 
 
 def test_embeddings_without_a_hook_name_the_missing_hook():
-    from tests.seed_models import UnpackingModel, loaders
-
     from energizer_hf import ActivePool
     from energizer_hf.data import TorchDataAdapter
+    from tests.seed_models import UnpackingModel, loaders
 
     train_dl, _, _ = loaders(20)
     pool = ActivePool(train_dl.dataset)

@@ -183,12 +183,12 @@ def kmeans_pp_init(
 def kmeans(
     embeddings: ArrayLike,
     n_clusters: int,
-    *,
     n_iter: int = 50,
+    seed: int = 0,
+    *,
     tol: float = 1e-4,
     init: ArrayLike | None = None,
     generator: torch.Generator | None = None,
-    seed: int = 0,
     chunk_size: int | None = None,
 ) -> KMeansResult:
     """Lloyd's k-means with k-means++ seeding and chunked assignment.
@@ -207,10 +207,10 @@ def kmeans(
         embeddings: ``(N, d)`` points.
         n_clusters: number of clusters, ``1 <= n_clusters <= N``.
         n_iter: maximum number of Lloyd iterations.
+        seed: seed of a fresh generator when ``generator`` is ``None``.
         tol: relative tolerance on the centroid shift.
         init: optional ``(n_clusters, d)`` initial centroids (skips k-means++).
         generator: random generator for the seeding (overrides ``seed``).
-        seed: seed of a fresh generator when ``generator`` is ``None``.
         chunk_size: rows per assignment chunk.
 
     Returns:

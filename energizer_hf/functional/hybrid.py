@@ -122,10 +122,10 @@ def badge_select(
     probs: ArrayLike,
     embeddings: ArrayLike,
     k: int,
+    seed: int = 0,
     *,
     labelled: ArrayLike | None = None,
     generator: torch.Generator | None = None,
-    seed: int = 0,
 ) -> Tensor:
     """BADGE: k-means++ seeding on the gradient embeddings, computed implicitly.
 
@@ -145,9 +145,9 @@ def badge_select(
         probs: ``(N, C)`` predictive probabilities.
         embeddings: ``(N, d)`` penultimate-layer features.
         k: number of points to select.
+        seed: seed of a fresh generator when ``generator`` is ``None``.
         labelled: mask or indices of points that are not candidates.
         generator: random generator (overrides ``seed``).
-        seed: seed of a fresh generator when ``generator`` is ``None``.
 
     Returns:
         ``(min(k, n_candidates),)`` int64 distinct indices in pick order.

@@ -9,9 +9,33 @@ from energizer_hf.query_strategies.base import (
 from energizer_hf.query_strategies.bayesian import (
     BALDStrategy,
     MCDropoutStrategy,
+    MCExpectedEntropyStrategy,
     MCMeanStdStrategy,
     MCPredictiveEntropyStrategy,
     MCVariationRatiosStrategy,
+)
+from energizer_hf.query_strategies.cold_start import (
+    ColdStartKMeans,
+    ColdStartProbCover,
+    ColdStartRandom,
+    ColdStartStrategy,
+    ColdStartTypiClust,
+    cold_start_select,
+)
+from energizer_hf.query_strategies.diversity import (
+    CoresetStrategy,
+    KMeansStrategy,
+    PoolOutputsStrategy,
+    ProbCoverStrategy,
+    TypiClustStrategy,
+)
+from energizer_hf.query_strategies.hybrid import (
+    BADGEStrategy,
+    BatchBALDStrategy,
+    CALStrategy,
+    ClusterMarginStrategy,
+    DALStrategy,
+    EGLStrategy,
 )
 from energizer_hf.query_strategies.random import RandomStrategy
 from energizer_hf.query_strategies.registry import (
@@ -26,23 +50,45 @@ from energizer_hf.query_strategies.uncertainty import (
     RatioOfConfidenceStrategy,
     UncertaintyStrategy,
 )
+from energizer_hf.query_strategies.wrappers import ClassBalanced, RandomSubset, configure_strategy
 
 __all__ = [
     "AccumulatorStrategy",
+    "BADGEStrategy",
     "BALDStrategy",
+    "BatchBALDStrategy",
+    "CALStrategy",
+    "ClassBalanced",
+    "ClusterMarginStrategy",
+    "ColdStartKMeans",
+    "ColdStartProbCover",
+    "ColdStartRandom",
+    "ColdStartStrategy",
+    "ColdStartTypiClust",
+    "CoresetStrategy",
+    "DALStrategy",
+    "EGLStrategy",
     "EntropyStrategy",
+    "KMeansStrategy",
     "LeastConfidenceStrategy",
     "MCDropoutStrategy",
+    "MCExpectedEntropyStrategy",
     "MCMeanStdStrategy",
     "MCPredictiveEntropyStrategy",
     "MCVariationRatiosStrategy",
     "MarginStrategy",
+    "PoolOutputsStrategy",
+    "ProbCoverStrategy",
     "RandomStrategy",
+    "RandomSubset",
     "RatioOfConfidenceStrategy",
     "ScoringStrategy",
     "Strategy",
+    "TypiClustStrategy",
     "UncertaintyStrategy",
     "available_strategies",
+    "cold_start_select",
+    "configure_strategy",
     "get_strategy_class",
     "logits_from_output",
     "register_strategy",

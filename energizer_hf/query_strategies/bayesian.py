@@ -17,6 +17,7 @@ from energizer_hf.query_strategies.registry import register_strategy
 __all__ = [
     "BALDStrategy",
     "MCDropoutStrategy",
+    "MCExpectedEntropyStrategy",
     "MCMeanStdStrategy",
     "MCPredictiveEntropyStrategy",
     "MCVariationRatiosStrategy",
@@ -89,6 +90,14 @@ class MCPredictiveEntropyStrategy(MCDropoutStrategy):
     """Entropy of the MC-averaged prediction (Gal et al., 2017). Needs MC samples."""
 
     mc_fn = staticmethod(fb.predictive_entropy)
+
+
+@register_strategy("expected_entropy")
+class MCExpectedEntropyStrategy(MCDropoutStrategy):
+    """Mean entropy of the individual MC passes (the aleatoric term of BALD; Houlsby et
+    al., 2011). Needs MC samples. Time O(N·T·C)."""
+
+    mc_fn = staticmethod(fb.expected_entropy)
 
 
 @register_strategy("variation_ratios")
