@@ -45,6 +45,8 @@ class TestEveryStrategy:
     def make(self, cls):
         if getattr(cls, "requires_embeddings", False):
             pytest.skip("needs an `embed` hook, which UnpackingModel lacks (see tests/test_zoo.py)")
+        if getattr(cls, "requires_mlm", False):
+            pytest.skip("needs a masked language model (see tests/test_alps.py)")
         torch.manual_seed(0)
         return cls(UnpackingModel(dropout=0.3))
 

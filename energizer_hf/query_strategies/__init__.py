@@ -1,5 +1,6 @@
 """Query strategies: one family, one registry (``get_strategy_class("entropy")``)."""
 
+from energizer_hf.query_strategies.alps import ALPSStrategy
 from energizer_hf.query_strategies.base import (
     AccumulatorStrategy,
     ScoringStrategy,
@@ -53,6 +54,7 @@ from energizer_hf.query_strategies.uncertainty import (
 from energizer_hf.query_strategies.wrappers import ClassBalanced, RandomSubset, configure_strategy
 
 __all__ = [
+    "ALPSStrategy",
     "AccumulatorStrategy",
     "BADGEStrategy",
     "BALDStrategy",
