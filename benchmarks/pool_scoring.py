@@ -221,7 +221,9 @@ def child_memory(args) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    lengths = np.asarray(tokenized["length"][:], dtype=np.int64)
+    from energizer_hf.data import column_as_numpy
+
+    lengths = column_as_numpy(tokenized, "length").astype(np.int64)
     adapter = HFDataAdapter(tokenized, DataCollatorWithPadding(tok, return_tensors="pt"), 32, 512,
                             lengths=lengths, model_columns=["input_ids"])
     pool = ActivePool(raw, fingerprint=f"bench-{args.rows}")

@@ -5,8 +5,10 @@ Commands:
     run         run a YAML configuration; any field can be overridden (--query-size 10)
     push        push a run's round revisions, labelled set and final model to the Hub
     strategies  list the registered strategy names
+    annotate    collect Label Studio annotations of a run and continue it
 
-The Hub token comes from ``HF_TOKEN`` or ``hf auth login``; it is never a flag.
+The Hub token comes from ``HF_TOKEN`` or ``hf auth login``; it is never a flag. Label
+Studio's URL and token come from ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY``.
 """
 
 from __future__ import annotations
@@ -96,7 +98,74 @@ def _build_parser() -> argparse.ArgumentParser:
     push.add_argument("--branch", default="energizer-run", help="branch of the round commits")
 
     sub.add_parser("strategies", help="list the registered strategy names")
+
+    annotate = sub.add_parser(
+        "annotate",
+        help="collect Label Studio annotations of a run and continue it",
+        description=(
+            "Read the annotations given in Label Studio for the run in RUN_DIR (its project and "
+            "oracle settings are in RUN_DIR/label_studio/tasks.json, its configuration in "
+            "RUN_DIR/config.yaml), label them and continue the loop until the next round's "
+            "tasks are imported (or with --wait, until the run ends). URL and token: "
+            "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
+        ),
+    )
+    annotate.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a Label Studio run")
+    annotate.add_argument("--wait", action="store_true",
+                          help="block (poll) for the annotations instead of stopping")
+    annotate.add_argument("--timeout", type=float, default=None,
+                          help="with --wait: seconds to wait per round before giving up")
+    annotate.add_argument("--partial", action="store_true",
+                          help="close the waiting round with what is annotated now; the rest "
+                               "goes back to the pool")
+    annotate.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from energizer_hf.errors import EnergizerError
+    from energizer_hf.learner import ActiveLearner, RunConfig
+    from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, LabelStudioOracle
+
+    run_dir = Path(args.run_dir)
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        raise EnergizerError(
+            f"{config_file} does not exist: RUN_DIR must be the run directory of a run started with "
+            "a LabelStudioOracle (its config.yaml is written when the run stops)."
+        )
+    config = dataclasses.replace(
+        RunConfig.from_yaml(config_file), run_dir=str(run_dir), progress=not args.no_progress
+    )
+    if config.dataset is None and not config.data_files:
+        raise EnergizerError(
+            "The run was started with an in-memory dataset, so `annotate` cannot load it: call "
+            "learner.collect() from Python instead, or start runs from a dataset name or path."
+        )
+    oracle = LabelStudioOracle.from_run_dir(
+        run_dir,
+        wait="block" if args.wait else "async",
+        timeout=args.timeout,
+        progress=not args.no_progress,
+        text_column=config.text_column,
+    )
+    learner = ActiveLearner(config, oracle=oracle)
+    pool_ds, _ = learner._splits()
+    oracle.dataset = pool_ds
+    results = learner.collect(partial=args.partial)
+    print(results.to_table())
+    if results.stop_reason == AWAITING_ANNOTATIONS:
+        waiting = results[-1].get("awaiting", {})
+        print(
+            f"\nAwaiting annotations: {waiting.get('done')}/{waiting.get('total')} tasks of round "
+            f"{waiting.get('round')} done in {waiting.get('where')}. Run `energizer-hf annotate "
+            f"{run_dir}` again later."
+        )
+    else:
+        print(f"\nRun finished ({results.stop_reason}); rounds in {run_dir / 'rounds.jsonl'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             print(results.to_table())
             print(f"\nRounds recorded in {os.path.join(config.run_dir, 'rounds.jsonl')}")
             return 0
+        if args.command == "annotate":
+            return _annotate(args)
         if args.command == "push":
             from energizer_hf.hub import push_run
 

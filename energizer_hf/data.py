@@ -211,6 +211,19 @@ class HFDataAdapter:
         return self.eval_batch_size
 
 
+def column_as_numpy(dataset: Any, name: str) -> np.ndarray:
+    """One column of a ``datasets.Dataset`` as a NumPy array, without a Python list.
+
+    Reads the Arrow column directly (respecting an indices mapping), so a million-row
+    column costs its array and nothing more.
+    """
+    indices = getattr(dataset, "_indices", None)
+    column = dataset.data.column(name)
+    if indices is not None:
+        column = column.take(indices.column(0))
+    return column.to_numpy(zero_copy_only=False)
+
+
 def tokenize_dataset(
     dataset: Any,
     tokenizer: Any,

@@ -31,7 +31,7 @@ from energizer_hf.query_strategies.base import Strategy
 from energizer_hf.query_strategies.registry import get_strategy_class
 from energizer_hf.results import RoundResults
 
-__all__ = ["ActiveLearner", "RunConfig", "encode_labels", "load_data"]
+__all__ = ["ActiveLearner", "RunConfig", "encode_labels", "encode_with_names", "load_data"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class RunConfig:
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer hub id or directory (default: model)."})
     max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens."})
     strategy: str = field(default="entropy", metadata={"help": "Query strategy name (see energizer-hf strategies)."})
+    strategy_args: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Arguments of the strategy, e.g. {base: badge, subpool_size: 10000} for random_subset."},
+    )
     query_size: int = field(default=25, metadata={"help": "Examples labelled per round."})
     initial_size: int = field(default=25, metadata={"help": "Size of the initial labelled set."})
     initial_strategy: str = field(default="stratified", metadata={"help": "'random' or 'stratified' initial set."})
@@ -86,6 +90,10 @@ class RunConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    stopping: list[Any] | None = field(
+        default=None,
+        metadata={"help": "Stopping criteria: names or {name: ..., params}, e.g. [{name: kappa_average, threshold: 0.99}]."},
+    )
     devices: int = field(default=1, metadata={"help": "Lightning devices (processes) for fitting."})
     lightning_strategy: str = field(
         default="auto", metadata={"help": "Lightning strategy for fitting, e.g. ddp (2+ devices)."}
@@ -236,13 +244,44 @@ def encode_labels(
     return names, pool_ids, test_ids
 
 
+def encode_with_names(values: Any, names: list[str], feature: Any = None) -> np.ndarray:
+    """Label ids of ``values`` for the given class ``names`` (strings by name, ints or a
+    ``ClassLabel`` as ids).
+
+    Raises:
+        LabelMismatchError: a name that is not a class, an id out of range, or a
+            ``ClassLabel`` with other names.
+    """
+    feature_names = getattr(feature, "names", None)
+    if feature_names is not None and list(feature_names) != list(names):
+        raise LabelMismatchError(
+            f"The split's ClassLabel names {list(feature_names)} differ from the classes {list(names)}."
+        )
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        bad = arr[(arr < 0) | (arr >= len(names))]
+        if bad.size:
+            raise LabelMismatchError(f"Label ids {sorted(set(bad.tolist()))[:10]} are not in 0..{len(names) - 1}.")
+        return arr.astype(np.int64)
+    index = {str(n): i for i, n in enumerate(names)}
+    unknown = sorted({str(v) for v in arr.tolist()} - set(index))
+    if unknown:
+        raise LabelMismatchError(f"Labels {unknown[:10]} are not among the classes {list(names)}.")
+    return np.fromiter((index[str(v)] for v in arr.tolist()), dtype=np.int64, count=arr.size)
+
+
 def _tokenizer_identity(tokenizer: Any) -> str:
     h = hashlib.sha256()
     h.update(type(tokenizer).__name__.encode())
     h.update(str(getattr(tokenizer, "name_or_path", "")).encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        h.update(backend.to_str().encode())
+        # calling a tokenizer stores its truncation/padding settings in the backend: they
+        # are not part of what it is, so a reused tokenizer object keeps its identity
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        h.update(json.dumps(state, sort_keys=True).encode())
     else:
         h.update(str(getattr(tokenizer, "vocab_size", "")).encode())
     return h.hexdigest()[:16]
@@ -296,6 +335,10 @@ class ActiveLearner:
                 f"strategy must be a registered name or a Strategy subclass, got {type(strategy).__name__}."
             )
         self.config = dataclasses.replace(config, **overrides) if overrides else config
+        if strategy_class is None and self.config.strategy_args:
+            from energizer_hf.query_strategies.wrappers import configure_strategy
+
+            strategy_class = configure_strategy(self.config.strategy, **dict(self.config.strategy_args))
         self.strategy_class = strategy_class or get_strategy_class(self.config.strategy)
         self._dataset = dataset
         self._model = model
@@ -358,6 +401,7 @@ class ActiveLearner:
         from energizer_hf.data import HFDataAdapter
         from energizer_hf.fitting import KeepBestWeights, LightningBackend
         from energizer_hf.model import HFSequenceClassifier
+        from energizer_hf.stopping import criteria_from_config
         from energizer_hf.utils import seed_everything
 
         cfg = self.config
@@ -381,7 +425,9 @@ class ActiveLearner:
             names, pool_labels = list(cfg.label_names), None
             test_labels = None
             if test_ds is not None:
-                _, _, test_labels = encode_labels(np.asarray(names), test_ds[cfg.label_column][:])
+                test_labels = encode_with_names(
+                    test_ds[cfg.label_column][:], names, test_ds.features.get(cfg.label_column)
+                )
         if cfg.label_names and list(cfg.label_names) != names:
             raise LabelMismatchError(
                 f"label_names {cfg.label_names} do not match the classes in the data {names}."
@@ -422,7 +468,9 @@ class ActiveLearner:
         cache_dir = run_dir / "cache"
         cache_dir.mkdir(parents=True, exist_ok=True)
         tokenized = self._tokenize(pool_ds, tokenizer, cache_dir / f"pool-v2-{pool.fingerprint}-{tok_id}-{cfg.max_length}.arrow")
-        lengths = np.asarray(tokenized["length"][:], dtype=np.int64)
+        from energizer_hf.data import column_as_numpy
+
+        lengths = column_as_numpy(tokenized, "length").astype(np.int64)
         test = None
         if test_ds is not None:
             from energizer_hf.utils import dataset_fingerprint
@@ -497,6 +545,7 @@ class ActiveLearner:
             test_after_labelling=test is not None,
             reset_weights=cfg.reset_weights,
             seed=cfg.seed,
+            stopping_criteria=criteria_from_config(cfg.stopping),
         )
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
@@ -549,11 +598,27 @@ class ActiveLearner:
 
         loop = self.loop or self.setup()
         was_complete = is_run_complete(self.config.run_dir)
+        if getattr(self.oracle, "keeps_round", False):  # people label (Label Studio):
+            # `energizer-hf annotate RUN_DIR` rebuilds the run from it, even after a crash
+            (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
         results = loop.run()
         (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
         if not was_complete:  # the model was trained here: keep it for `energizer-hf push`
             save_final_model(self.config.run_dir, self.module.model, self.tokenizer)
         return results
+
+    def collect(self, partial: bool = False) -> RoundResults:
+        """Continue a run that stopped with ``stop_reason == "awaiting_annotations"``.
+
+        An asynchronous oracle (``LabelStudioOracle(wait="async")``) ends the run after it
+        imported a round's tasks; ``collect()`` reads the annotations given since, labels
+        them and goes on with the loop (it stops again at the next round's import, or
+        again at once when the round is not fully annotated yet). ``partial=True`` closes
+        the waiting round with what is annotated now (the rest goes back to the pool).
+        """
+        if partial and hasattr(self.oracle, "partial"):
+            self.oracle.partial = True  # one-shot: used by the first round it asks for
+        return self.run()
 
 
 def _yaml_dump(data: dict) -> str:

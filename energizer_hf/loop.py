@@ -13,6 +13,7 @@ the same as an uninterrupted run's.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -32,6 +33,7 @@ from energizer_hf.errors import (
     InvalidIdsError,
 )
 from energizer_hf.oracles.base import Oracle
+from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, AwaitingAnnotations
 from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
 from energizer_hf.results import RoundResults
 from energizer_hf.scoring import QueryContext
@@ -46,6 +48,7 @@ RUN_FILE = "run.json"
 POOL_DIR = "pool"
 MODEL_STATE_FILE = "model_state.pt"
 SCORING_DIR = "scoring"
+PENDING_FILE = "pending.json"  # a round fitted and queried, waiting for its annotations
 
 
 @dataclass
@@ -66,6 +69,9 @@ class LoopSettings:
         test_after_labelling: test after each fit when test data exist.
         reset_weights: reset the model to its initial weights before each fit.
         seed: seeds training, querying and splitting, per round.
+        stopping_criteria: :mod:`energizer_hf.stopping` criteria asked before each query;
+            the first that fires ends the run and names its ``stop_reason``. With
+            criteria, ``max_rounds`` and ``total_budget`` may both be left out.
     """
 
     query_size: int
@@ -77,8 +83,12 @@ class LoopSettings:
     test_after_labelling: bool = True
     reset_weights: bool = True
     seed: int = 0
+    stopping_criteria: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
+        from energizer_hf.stopping import validate_criteria
+
+        self.stopping_criteria = validate_criteria(self.stopping_criteria)
         if not isinstance(self.query_size, (int, np.integer)) or self.query_size <= 0:
             raise BudgetError(
                 f"query_size must be a positive integer, got {self.query_size!r}: it is the "
@@ -93,7 +103,7 @@ class LoopSettings:
                 f"total_budget must be a positive number of labels or -1 for none, got "
                 f"{self.total_budget}."
             )
-        if self.max_rounds is None and self.total_budget == -1:
+        if self.max_rounds is None and self.total_budget == -1 and not self.stopping_criteria:
             raise BudgetError(
                 "Give max_rounds (number of query rounds) or total_budget (number of labels), "
                 "otherwise the run would label the whole pool."
@@ -215,7 +225,12 @@ class ActiveLoop:
     # ------------------------------------------------------------------ run directory
     def _full_config(self) -> dict[str, Any]:
         return {
-            "settings": asdict(self.settings),
+            # criteria by their repr (their parameters); left out when there are none
+            "settings": {
+                k: ([repr(c) for c in v] if k == "stopping_criteria" else v)
+                for k, v in asdict(self.settings).items()
+                if not (k == "stopping_criteria" and not v)
+            },
             "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
             "strategy_class": type(self.strategy).__qualname__,
             "pool_fingerprint": self.pool.fingerprint,
@@ -240,8 +255,13 @@ class ActiveLoop:
                     f"{config['pool_fingerprint']} and {len(self.pool)} rows. Resume with the same "
                     "dataset or use a new run directory."
                 )
-            if saved_config != config:
-                diffs = _diff_keys(saved_config, config)
+            # how far to go may change between sessions: more rounds or a larger budget
+            # extend a run; everything else must match
+            diffs = [
+                d for d in _diff_keys(saved_config, config)
+                if d not in ("settings.max_rounds", "settings.total_budget")
+            ]
+            if diffs:
                 raise ConfigMismatchError(
                     f"The run directory '{self.run_dir}' belongs to a run with another "
                     f"configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
@@ -259,12 +279,16 @@ class ActiveLoop:
         self._prepare_run_dir()
         s = self.settings
         self.records = read_jsonl(self.run_dir / ROUNDS_FILE)
-        if self.records and self.records[-1].get("stop_reason"):
+        if self.records and self.records[-1].get("stop_reason") and not self._extends_finished_run():
             log.info("Run in %s is already complete; returning its results.", self.run_dir)
             return RoundResults(self.records)
         start_round = self._resume()
         if self.pool.num_labelled == 0:
-            self._label_initial()
+            try:
+                self._label_initial()
+            except AwaitingAnnotations as wait:  # an asynchronous oracle: people are labelling
+                self.records.append(_awaiting_record(start_round, wait, np.empty(0, dtype=np.int64)))
+                return RoundResults(self.records)
         if s.total_budget != -1 and s.total_budget < self.pool.num_labelled:
             raise BudgetError(
                 f"total_budget ({s.total_budget}) is smaller than the initial labelled set "
@@ -281,6 +305,9 @@ class ActiveLoop:
         try:
             while True:
                 record = self._run_round(round)
+                if record.get("stop_reason") == AWAITING_ANNOTATIONS:
+                    self.records.append(record)  # in memory only: the round is not complete
+                    break
                 if self.is_writer:
                     append_jsonl(self.run_dir / ROUNDS_FILE, record)
                 self.records.append(record)
@@ -296,6 +323,26 @@ class ActiveLoop:
             if bar is not None:
                 bar.close()
         return RoundResults(self.records)
+
+    def _extends_finished_run(self) -> bool:
+        """A run that stopped on its rounds or budget, resumed with more of either: drop its
+        final record (which made no query) so that round is redone with a query."""
+        last = self.records[-1]
+        s = self.settings
+        more_rounds = last["stop_reason"] == "max_rounds" and (s.max_rounds is None or s.max_rounds > last["round"])
+        more_budget = last["stop_reason"] == "budget_exhausted" and (
+            s.total_budget == -1 or s.total_budget > last["num_labelled"]
+        )
+        if not (more_rounds or more_budget) or self.pool.num_unlabelled == 0:
+            return False
+        self.records = self.records[:-1]
+        if self.is_writer:
+            from energizer_hf.utils import atomic_write_bytes
+
+            lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)
+            atomic_write_bytes(self.run_dir / ROUNDS_FILE, lines.encode())
+        log.info("Extending the run in %s from round %d.", self.run_dir, last["round"])
+        return True
 
     def _resume(self) -> int:
         """Roll back unrecorded labels; return the round to run next."""
@@ -358,6 +405,9 @@ class ActiveLoop:
         pool = self.pool
         t_round = time.perf_counter()
         self._call("on_round_start", round)
+        pending = self._read_pending(round)
+        if pending is not None:  # fitted and queried before; its annotations were awaited
+            return self._finish_pending(pending, round, t_round)
         record: dict[str, Any] = {
             "round": round,
             "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
@@ -374,9 +424,8 @@ class ActiveLoop:
         record["time_fit"] = time.perf_counter() - t
         record.update(fit_metrics)
         _maybe_fault("after_fit", round)
-        if not s.reset_weights:
-            if self.is_writer:
-                self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
+        if not s.reset_weights and self.is_writer:
+            self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
 
         record["time_test"] = 0.0
         if s.test_after_labelling and self.backend.has_test_data():
@@ -397,7 +446,12 @@ class ActiveLoop:
             record["time_query"] = time.perf_counter() - t
             self._check_query(queried, k)
             t = time.perf_counter()
-            labelled = self._label(queried, round=round + 1)
+            if getattr(self.oracle, "keeps_round", False):  # people label: never re-query
+                self._write_pending(record, queried, round, timings, t_round)
+            try:
+                labelled = self._label(queried, round=round + 1)
+            except AwaitingAnnotations as wait:
+                return self._save_pending(record, queried, round, timings, wait, t_round)
             record["time_label"] = time.perf_counter() - t
             _maybe_fault("after_label", round)
             record["num_skipped"] = int(queried.size - labelled.size)
@@ -407,6 +461,57 @@ class ActiveLoop:
         record["queried_ids"] = queried.tolist()
         record["stop_reason"] = stop_reason
         record["time_round"] = time.perf_counter() - t_round
+        return record
+
+    # ------------------------------------------------------------------ awaiting annotations
+    def _save_pending(
+        self, record: dict[str, Any], queried: np.ndarray, round: int, timings: dict[str, float],
+        wait: AwaitingAnnotations, t_round: float,
+    ) -> dict[str, Any]:
+        """Keep the fitted-and-queried round in ``pending.json``; return an awaiting record."""
+        self._write_pending(record, queried, round, timings, t_round)
+        return _awaiting_record(round, wait, queried, record)
+
+    def _write_pending(
+        self, record: dict[str, Any], queried: np.ndarray, round: int, timings: dict[str, float],
+        t_round: float,
+    ) -> None:
+        path = self.run_dir / PENDING_FILE
+        if self.is_writer and not (path.exists() and self._read_pending(round) is not None):
+            record = dict(record, time_score=timings.get("score", 0.0),
+                          time_round=time.perf_counter() - t_round)
+            atomic_write_json(path, {"round": round, "record": _jsonable(record),
+                                     "queried_ids": queried.tolist(), "created": time.time()})
+
+    def _read_pending(self, round: int) -> dict[str, Any] | None:
+        import json
+
+        path = self.run_dir / PENDING_FILE
+        if not path.exists():
+            return None
+        pending = json.loads(path.read_text())
+        if int(pending["round"]) == round:
+            return pending
+        if self.is_writer:  # left over from a round that was recorded since
+            path.unlink(missing_ok=True)
+        return None
+
+    def _finish_pending(self, pending: dict[str, Any], round: int, t_round: float) -> dict[str, Any]:
+        record = dict(pending["record"])
+        queried = np.asarray(pending["queried_ids"], dtype=np.int64)
+        t = time.perf_counter()
+        try:
+            labelled = self._label(queried, round=round + 1)
+        except AwaitingAnnotations as wait:
+            return _awaiting_record(round, wait, queried, record)
+        record["time_label"] = time.perf_counter() - t
+        record["time_awaiting"] = time.time() - float(pending["created"])
+        record["num_skipped"] = int(queried.size - labelled.size)
+        record["queried_label_distribution"] = self._named(self.pool.label_distribution(labelled))
+        record["num_queried"] = int(queried.size)
+        record["queried_ids"] = queried.tolist()
+        record["stop_reason"] = None
+        record["time_round"] = float(record.get("time_round", 0.0)) + time.perf_counter() - t_round
         return record
 
     def _next_query_size(self, round: int) -> tuple[str | None, int]:
@@ -422,6 +527,12 @@ class ActiveLoop:
             if budget_left <= 0:
                 return "budget_exhausted", 0
             k = min(k, budget_left)
+        if s.stopping_criteria:
+            from energizer_hf.stopping import check_stopping
+
+            reason = check_stopping(self, round)
+            if reason is not None:
+                return reason, 0
         if k > left:
             warn_pool_exhausted(k, left)
             k = left
@@ -451,6 +562,24 @@ class ActiveLoop:
             fn = getattr(obj, hook, None)
             if callable(fn):
                 fn(self, arg)
+
+
+def _awaiting_record(
+    round: int, wait: AwaitingAnnotations, queried: np.ndarray, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The (unrecorded) record of a round that waits for annotations; an oracle's error
+    that keeps the round (e.g. a blocking oracle's timeout, ``reraise``) is raised here,
+    after ``pending.json`` was written."""
+    if getattr(wait, "reraise", False):
+        raise wait
+    return {
+        **(base or {}),
+        "round": round,
+        "num_queried": int(queried.size),
+        "queried_ids": queried.tolist(),
+        "awaiting": {"round": wait.round, "done": wait.done, "total": wait.total, "where": wait.where},
+        "stop_reason": AWAITING_ANNOTATIONS,
+    }
 
 
 def _jsonable(obj: Any) -> Any:

@@ -196,3 +196,46 @@ def test_load_data_rejects_unknown_file_types(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(EnergizerError, match="csv"):
         load_data(str(tmp_path / "x.txt"))
+
+
+def test_stopping_criteria_from_the_config(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    from energizer_hf.stopping import InvalidStoppingCriterionError
+
+    res = _learner(
+        tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=None,
+        stopping=["classification_change", {"name": "max_rounds", "max_rounds": 1}],
+    ).run()
+    assert [r["round"] for r in res] == [0, 1] and res.stop_reason in ("max_rounds", "classification_change")
+    with pytest.raises(InvalidStoppingCriterionError, match="known: .*kappa_average"):
+        _learner(tmp_path / "b", demo_data, demo_tokenizer, tiny_bert_config, stopping=["kappa"]).run()
+
+
+def test_strategy_arguments_from_the_config(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    learner = _learner(
+        tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=1,
+        strategy="random_subset", strategy_args={"base": "margin", "subpool_size": 40},
+    )
+    res = learner.run()
+    assert res[0]["num_queried"] == 10
+    assert learner.strategy.subpool_size == 40
+
+
+def test_a_reused_tokenizer_object_can_resume(tmp_path, demo_data, tiny_bert_config):
+    from energizer_hf.demo import train_wordpiece_tokenizer
+
+    tok = train_wordpiece_tokenizer(demo_data["train"]["text"][:], vocab_size=200)
+    _learner(tmp_path, demo_data, tok, tiny_bert_config, rounds=1).run()  # sets truncation on tok
+    again = _learner(tmp_path, demo_data, tok, tiny_bert_config, rounds=2).run()  # same run dir
+    assert [r["round"] for r in again] == [0, 1, 2]
+
+
+def test_encode_with_names():
+    from energizer_hf.learner import encode_with_names
+
+    names = ["neg", "pos"]
+    assert encode_with_names(["pos", "neg"], names).tolist() == [1, 0]
+    assert encode_with_names([1, 0, 1], names).tolist() == [1, 0, 1]
+    with pytest.raises(LabelMismatchError, match="not among the classes"):
+        encode_with_names(["neutral"], names)
+    with pytest.raises(LabelMismatchError, match="not in 0..1"):
+        encode_with_names([2], names)
