@@ -35,6 +35,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# In-process contenders are timed in CPU seconds of this single-threaded process, which
+# other work on a shared machine disturbs far less than wall time; the multi-process
+# comparison is wall time (that is what more processes buy).
+CLOCK = time.process_time
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -90,9 +94,9 @@ def run_energizer(module, adapter, pool, k: int = 100, exchange_dir: str | None 
     strategy = EntropyStrategy(module)
     scorer = PoolScorer(adapter, batch_size=64, exchange_dir=exchange_dir)
     ctx = QueryContext(pool=pool, round=0, seed=0, scorer=scorer)
-    start = time.perf_counter()
+    start = CLOCK()
     ids = strategy.query(ctx, k)
-    return time.perf_counter() - start, ids
+    return CLOCK() - start, ids
 
 
 def run_bare(module, tok, tokenized, lengths, k: int = 100):
@@ -104,7 +108,7 @@ def run_bare(module, tok, tokenized, lengths, k: int = 100):
     input_ids = tokenized["input_ids"][:]  # Python lists in memory, before the clock starts
     order = np.argsort(lengths, kind="stable")
     model = module.model.eval()
-    start = time.perf_counter()
+    start = CLOCK()
     scores = np.empty(len(order), dtype=np.float32)
     with torch.inference_mode():
         for s in range(0, len(order), 64):
@@ -112,7 +116,7 @@ def run_bare(module, tok, tokenized, lengths, k: int = 100):
             batch = tok.pad({"input_ids": [input_ids[i] for i in idx]}, return_tensors="pt")
             scores[idx] = entropy(model(**batch).logits).numpy()
     top = np.argsort(-scores, kind="stable")[:k]
-    return time.perf_counter() - start, top
+    return CLOCK() - start, top
 
 
 def run_trainer_predict(module, tok, tokenized, tmp: Path):
@@ -124,9 +128,9 @@ def run_trainer_predict(module, tok, tokenized, tmp: Path):
     )
     trainer = Trainer(model=module.model, args=args, data_collator=DataCollatorWithPadding(tok))
     data = tokenized.remove_columns(["length"])
-    start = time.perf_counter()
+    start = CLOCK()
     trainer.predict(data)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 # ---------------------------------------------------------------------- subprocess modes
@@ -322,10 +326,10 @@ def main() -> None:
         mean_len = float(lengths.mean())
         rows_out += [
             (name, "pool rows / mean tokens", f"{len(ds)} / {mean_len:.1f}"),
-            (name, "bare loop (s)", f"{t_bare:.2f}"),
-            (name, "energizer_hf scorer (s)", f"{t_ours:.2f}"),
+            (name, "bare loop (CPU s, best of N)", f"{t_bare:.2f}"),
+            (name, "energizer_hf scorer (CPU s, best of N)", f"{t_ours:.2f}"),
             (name, "energizer / bare (target <= 1.05)", f"{t_ours / t_bare:.3f}  (same top-100: {same})"),
-            (name, "Trainer.predict (s)", f"{t_pred:.2f}"),
+            (name, "Trainer.predict (CPU s, best of 2)", f"{t_pred:.2f}"),
             (name, "Trainer.predict / energizer (target >= 1.5 on agnews)", f"{t_pred / t_ours:.2f}x"),
             (name, "1 process / 2 processes wall (s)", f"{t1:.2f} / {t2:.2f}"),
             (name, "2-process throughput gain (target >= 1.7)", f"{t1 / t2:.2f}x  (same ids: {ids1 == ids2})"),

@@ -300,6 +300,19 @@ class PoolScorer:
         return logits
 
     # ------------------------------------------------------------------ exchange
+    @contextlib.contextmanager
+    def _guard(self, call_dir: Path | None, rank: int, world: int, bar: Any):
+        """Report a failure to the other ranks (then re-raise); always close the bar."""
+        try:
+            yield
+        except BaseException as err:
+            if call_dir is not None and world > 1:
+                self._report(call_dir, rank, err)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+
     def _report(self, call_dir: Path, rank: int, error: BaseException | None) -> None:
         call_dir.mkdir(parents=True, exist_ok=True)
         from energizer_hf.utils import atomic_write_json
@@ -354,23 +367,15 @@ class PoolScorer:
         call_dir = self._call_dir(tag, world)
         acc = RunningTopK(min(k, ids.size))
         bar = self._bar(ids.size, rank, desc)
-        try:
-            with torch.inference_mode(), self._autocast():
-                for batch_idx, batch_ids in enumerate(self._shard(ids, rank, world)):
-                    batch = _move(self.source.collate(batch_ids), self.device)
-                    scores = step(batch, batch_idx)
-                    if check is not None:
-                        scores = check(scores, len(batch_ids))
-                    acc.update(scores, batch_ids)
-                    if bar is not None:
-                        bar.update(len(batch_ids) * world)
-        except BaseException as err:
-            if call_dir is not None and world > 1:
-                self._report(call_dir, rank, err)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+        with self._guard(call_dir, rank, world, bar), torch.inference_mode(), self._autocast():
+            for batch_idx, batch_ids in enumerate(self._shard(ids, rank, world)):
+                batch = _move(self.source.collate(batch_ids), self.device)
+                scores = step(batch, batch_idx)
+                if check is not None:
+                    scores = check(scores, len(batch_ids))
+                acc.update(scores, batch_ids)
+                if bar is not None:
+                    bar.update(len(batch_ids) * world)
         if world == 1:
             return acc.topk()
         assert call_dir is not None
@@ -450,40 +455,32 @@ class PoolScorer:
             else:
                 shards[name][my_positions[start : start + arr.shape[0]]] = arr
 
-        try:
-            with torch.inference_mode(), self._autocast():
-                for batch_ids in my_batches:
-                    batch = _move(self.source.collate(batch_ids), self.device)
-                    my_positions[filled : filled + batch_ids.size] = positions_of(batch_ids)
-                    need_logits = "logits" in what or "probs" in what
-                    emb = None
-                    if need_logits or "embeddings" in what:
-                        if "embeddings" in what and forward_with_embeddings is not None:
-                            out, emb = forward_with_embeddings(batch)
-                        else:
-                            out = forward(batch) if need_logits else None
-                            if "embeddings" in what:
-                                emb = embed(batch)
-                        if out is not None:
-                            logits = self._check_logits(out, model, batch_ids.size)
-                            if "logits" in what:
-                                store("logits", logits, filled)
-                            if "probs" in what:
-                                store("probs", torch.softmax(logits.float(), -1), filled)
-                        if emb is not None:
-                            store("embeddings", emb, filled)
-                    if "mc_probs" in what:
-                        store("mc_probs", self._mc_probs(forward, batch, batch_ids.size, model, num_mc_samples, mc_replicate), filled)
-                    filled += batch_ids.size
-                    if bar is not None:
-                        bar.update(batch_ids.size * world)
-        except BaseException as err:
-            if call_dir is not None and world > 1:
-                self._report(call_dir, rank, err)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+        with self._guard(call_dir, rank, world, bar), torch.inference_mode(), self._autocast():
+            for batch_ids in my_batches:
+                batch = _move(self.source.collate(batch_ids), self.device)
+                my_positions[filled : filled + batch_ids.size] = positions_of(batch_ids)
+                need_logits = "logits" in what or "probs" in what
+                emb = None
+                if need_logits or "embeddings" in what:
+                    if "embeddings" in what and forward_with_embeddings is not None:
+                        out, emb = forward_with_embeddings(batch)
+                    else:
+                        out = forward(batch) if need_logits else None
+                        if "embeddings" in what:
+                            emb = embed(batch)
+                    if out is not None:
+                        logits = self._check_logits(out, model, batch_ids.size)
+                        if "logits" in what:
+                            store("logits", logits, filled)
+                        if "probs" in what:
+                            store("probs", torch.softmax(logits.float(), -1), filled)
+                    if emb is not None:
+                        store("embeddings", emb, filled)
+                if "mc_probs" in what:
+                    store("mc_probs", self._mc_probs(forward, batch, batch_ids.size, model, num_mc_samples, mc_replicate), filled)
+                filled += batch_ids.size
+                if bar is not None:
+                    bar.update(batch_ids.size * world)
         for arr in shards.values():
             if isinstance(arr, np.memmap):
                 arr.flush()

@@ -41,6 +41,7 @@ from energizer_hf.hub import (
 from energizer_hf.learner import ActiveLearner
 from energizer_hf.pool import ActivePool
 from tests.conftest import learner_kwargs
+from tests.hubsim.server import SCRUBBED_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hf_Secr3tTokenForHubTests42"
@@ -468,18 +469,7 @@ def test_error_classification_and_scrubbing():
 
 
 # ---------------------------------------------------------------------- the Hub (test server)
-_SCRUBBED_ENV = (
-    "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HF_TOKEN_PATH",
-    "HF_HUB_CACHE",
-    "HUGGINGFACE_HUB_CACHE",
-    "HF_DATASETS_CACHE",
-    "HF_HUB_DISABLE_XET",
-)
+_SCRUBBED_ENV = SCRUBBED_ENV
 
 PRELUDE = f"""
 import os, sys, json, types

@@ -23,25 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from .server import HubServer
+from .server import SCRUBBED_ENV, HubServer
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Environment variables that would make the clients ignore the server or skip the network.
-_SCRUBBED_ENV = (
-    "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HF_TOKEN_PATH",
-    "HF_HUB_CACHE",
-    "HUGGINGFACE_HUB_CACHE",
-    "HF_DATASETS_CACHE",
-    "HF_HUB_DISABLE_XET",
-)
+_SCRUBBED_ENV = SCRUBBED_ENV
 
 PRELUDE = """
 import os, sys, json
