@@ -6,9 +6,11 @@ __all__ = [
     "BudgetError",
     "ColumnNotFoundError",
     "ConfigMismatchError",
+    "CorruptIndexError",
     "DatasetMismatchError",
     "EmptyPoolError",
     "EnergizerError",
+    "IndexMismatchError",
     "InvalidIdsError",
     "InvalidScoresError",
     "LabelMismatchError",
@@ -65,3 +67,11 @@ class ConfigMismatchError(EnergizerError):
 
 class PoolExhaustedWarning(UserWarning):
     """The unlabelled pool ran out before the budget was spent."""
+
+
+class IndexMismatchError(EnergizerError):
+    """Stored embeddings or an ANN index were built for another dataset or encoder."""
+
+
+class CorruptIndexError(EnergizerError):
+    """A stored embedding matrix or ANN index file is truncated or damaged."""

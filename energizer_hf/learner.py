@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,10 @@ class RunConfig:
     stopping: list[Any] | None = field(
         default=None,
         metadata={"help": "Stopping criteria: names or {name: ..., params}, e.g. [{name: kappa_average, threshold: 0.99}]."},
+    )
+    minority_class: Any = field(
+        default=None,
+        metadata={"help": "Class (id or name) whose test F1 and selected share are recorded; default: the rarest."},
     )
     devices: int = field(default=1, metadata={"help": "Lightning devices (processes) for fitting."})
     lightning_strategy: str = field(
@@ -546,6 +551,7 @@ class ActiveLearner:
             reset_weights=cfg.reset_weights,
             seed=cfg.seed,
             stopping_criteria=criteria_from_config(cfg.stopping),
+            minority_class=_class_id(cfg.minority_class, names),
         )
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
@@ -650,3 +656,17 @@ def _check_pretrained_num_labels(model: Any, num_labels: int) -> None:
             f"The checkpoint '{model}' is a classifier with num_labels={config.num_labels}, but the "
             f"data has {num_labels} classes: use a base model, or data with the same classes."
         )
+
+
+def _class_id(value: Any, names: Sequence[str]) -> int | None:
+    """A class given by id or by name, as an id (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < len(names):
+        return int(value)
+    if isinstance(value, str) and value in names:
+        return list(names).index(value)
+    raise LabelMismatchError(
+        f"minority_class={value!r} is neither a class id in [0, {len(names) - 1}] nor one of the class "
+        f"names {list(names)}."
+    )

@@ -72,6 +72,9 @@ class LoopSettings:
         stopping_criteria: :mod:`energizer_hf.stopping` criteria asked before each query;
             the first that fires ends the run and names its ``stop_reason``. With
             criteria, ``max_rounds`` and ``total_budget`` may both be left out.
+        minority_class: the class id whose test F1 (``test/minority_f1``) and share of
+            each round's selection (``queried_minority_share``) are recorded; ``None``:
+            the rarest class of the pool's true labels when they are known (simulation).
     """
 
     query_size: int
@@ -84,6 +87,7 @@ class LoopSettings:
     reset_weights: bool = True
     seed: int = 0
     stopping_criteria: Sequence[Any] = ()
+    minority_class: int | None = None
 
     def __post_init__(self) -> None:
         from energizer_hf.stopping import validate_criteria
@@ -149,6 +153,11 @@ def env_rank() -> int:
         if key in os.environ:
             return int(os.environ[key])
     return 0
+
+
+def round_float(value: float) -> float:
+    """Seconds rounded to microseconds for the round records."""
+    return float(f"{value:.6f}")
 
 
 def _broadcast(obj: Any) -> Any:
@@ -432,6 +441,9 @@ class ActiveLoop:
             t = time.perf_counter()
             record.update(self.backend.test(round))
             record["time_test"] = time.perf_counter() - t
+            minority = self._minority_class()
+            if minority is not None and f"test/f1_class_{minority}" in record:
+                record["test/minority_f1"] = record[f"test/f1_class_{minority}"]
 
         stop_reason, k = self._next_query_size(round)
         queried = np.empty(0, dtype=np.int64)
@@ -439,11 +451,16 @@ class ActiveLoop:
         if stop_reason is None:
             scorer = self.backend.make_scorer(self.run_dir / SCORING_DIR, progress=self.progress)
             scorer.cleanup()  # exchange files of earlier rounds
-            ctx = QueryContext(pool=pool, round=round, seed=s.seed, scorer=scorer, progress=self.progress)
+            ctx = QueryContext(
+                pool=pool, round=round, seed=s.seed, scorer=scorer, progress=self.progress, run_dir=self.run_dir
+            )
             t = time.perf_counter()
             queried = np.asarray(_broadcast(self.strategy.query(ctx, k)), dtype=np.int64)
             timings = dict(ctx.timings)
             record["time_query"] = time.perf_counter() - t
+            record["query_timings"] = {key: round_float(v) for key, v in timings.items()}
+            if ctx.extras:
+                record["query_info"] = ctx.extras
             self._check_query(queried, k)
             t = time.perf_counter()
             if getattr(self.oracle, "keeps_round", False):  # people label: never re-query
@@ -456,6 +473,7 @@ class ActiveLoop:
             _maybe_fault("after_label", round)
             record["num_skipped"] = int(queried.size - labelled.size)
             record["queried_label_distribution"] = self._named(pool.label_distribution(labelled))
+            self._minority_share(record, labelled)
         record["time_score"] = timings.get("score", 0.0)
         record["num_queried"] = int(queried.size)
         record["queried_ids"] = queried.tolist()
@@ -508,6 +526,7 @@ class ActiveLoop:
         record["time_awaiting"] = time.time() - float(pending["created"])
         record["num_skipped"] = int(queried.size - labelled.size)
         record["queried_label_distribution"] = self._named(self.pool.label_distribution(labelled))
+        self._minority_share(record, labelled)
         record["num_queried"] = int(queried.size)
         record["queried_ids"] = queried.tolist()
         record["stop_reason"] = None
@@ -549,6 +568,28 @@ class ActiveLoop:
                 f"{name} returned {ids.size} ids but {k} were requested; a query must return "
                 "exactly min(k, unlabelled) ids."
             )
+
+    def _minority_class(self) -> int | None:
+        """The configured minority class, else the rarest class of the true pool labels."""
+        if self.settings.minority_class is not None:
+            return int(self.settings.minority_class)
+        if self.stratify_labels is None:
+            return None
+        labels = np.asarray(self.stratify_labels, dtype=np.int64)
+        labels = labels[labels >= 0]
+        if labels.size == 0:
+            return None
+        counts = np.bincount(labels)
+        present = np.flatnonzero(counts)
+        return int(present[np.argmin(counts[present])])
+
+    def _minority_share(self, record: dict[str, Any], labelled: np.ndarray) -> None:
+        minority = self._minority_class()
+        if minority is None:
+            return
+        labels = self.pool.labels[np.asarray(labelled, dtype=np.int64)]
+        record["minority_class"] = self._named({minority: 0}).popitem()[0]
+        record["queried_minority_share"] = float((labels == minority).mean()) if labels.size else 0.0
 
     def _named(self, dist: dict[int, int]) -> dict[str, int]:
         names = self.label_names

@@ -127,6 +127,8 @@ class HFSequenceClassifier(pl.LightningModule):
 
         self.val_metrics = collection("val/")
         self.test_metrics = collection("test/")
+        # per-class F1 on test: `test/f1_class_<id>` (the loop derives test/minority_f1)
+        self.test_f1_per_class = MulticlassF1Score(num_classes=num_labels, average="none")
         self._forward_args = set(inspect.signature(self.model.forward).parameters)
         self._test_preds: list[Tensor] = []
         self._test_refs: list[Tensor] = []
@@ -174,6 +176,7 @@ class HFSequenceClassifier(pl.LightningModule):
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["labels"])
         self.test_metrics.update(logits, batch["labels"])
+        self.test_f1_per_class.update(logits, batch["labels"])
         self.log("test/loss", loss, batch_size=logits.shape[0])
         if self.evaluate_modules:
             self._test_preds.append(logits.argmax(-1).cpu())
@@ -182,6 +185,9 @@ class HFSequenceClassifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
+        per_class = self.test_f1_per_class.compute()
+        self.log_dict({f"test/f1_class_{i}": v for i, v in enumerate(per_class)})
+        self.test_f1_per_class.reset()
         if self.evaluate_modules and self._test_preds:
             preds = torch.cat(self._test_preds).tolist()
             refs = torch.cat(self._test_refs).tolist()

@@ -554,6 +554,11 @@ class QueryContext:
         scorer: the :class:`PoolScorer` that runs models over pool ids (inputs only:
             labels are never passed to the model).
         timings: strategies add the seconds they spend (``score``, ``select``).
+        extras: JSON-able facts a strategy reports about its query (e.g. the sub-pool
+            size of :class:`~energizer_hf.query_strategies.AnchorAL`); the loop writes them
+            to the round record as ``query_info``.
+        run_dir: the run directory, where strategies may keep persistent state (e.g.
+            the ANN index); ``None`` outside a loop.
     """
 
     pool: Any
@@ -563,6 +568,7 @@ class QueryContext:
     progress: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
 
     @property
     def device(self) -> torch.device:

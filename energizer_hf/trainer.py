@@ -106,6 +106,9 @@ class Trainer(pl.Trainer):
         run_dir: where the label state and ``rounds.jsonl`` live; an existing run with the
             same configuration is resumed. Default: a new folder under
             ``default_root_dir/energizer_runs``.
+        minority_class: the class whose test F1 (``test/minority_f1``, when the model logs
+            ``test/f1_class_<id>``) and selected share are recorded; default: the rarest
+            class of the datamodule's true labels.
         **kwargs: any ``pytorch_lightning.Trainer`` argument, used for every round's fit.
             Checkpointing and the logger are off unless you pass them.
     """
@@ -122,6 +125,7 @@ class Trainer(pl.Trainer):
         seed: int = 0,
         run_dir: str | Path | None = None,
         progress: bool = True,
+        minority_class: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("enable_checkpointing", False)
@@ -139,6 +143,7 @@ class Trainer(pl.Trainer):
             test_after_labelling=test_after_labelling,
             reset_weights=reset_weights,
             seed=seed,
+            minority_class=minority_class,
         )
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
@@ -230,6 +235,7 @@ class Trainer(pl.Trainer):
             self.settings,
             run_dir,
             config={"api": "seed", "model_class": type(model.model).__qualname__},
+            stratify_labels=datamodule.true_labels,
             callbacks=callbacks or (),
             progress=self.progress,
         )

@@ -44,6 +44,7 @@ from energizer_hf.query_strategies.registry import (
     get_strategy_class,
     register_strategy,
 )
+from energizer_hf.query_strategies.subpool import SEALS, AnchorAL, IndexedSubPool
 from energizer_hf.query_strategies.uncertainty import (
     EntropyStrategy,
     LeastConfidenceStrategy,
@@ -56,6 +57,7 @@ from energizer_hf.query_strategies.wrappers import ClassBalanced, RandomSubset, 
 __all__ = [
     "ALPSStrategy",
     "AccumulatorStrategy",
+    "AnchorAL",
     "BADGEStrategy",
     "BALDStrategy",
     "BatchBALDStrategy",
@@ -71,6 +73,7 @@ __all__ = [
     "DALStrategy",
     "EGLStrategy",
     "EntropyStrategy",
+    "IndexedSubPool",
     "KMeansStrategy",
     "LeastConfidenceStrategy",
     "MCDropoutStrategy",
@@ -84,6 +87,7 @@ __all__ = [
     "RandomStrategy",
     "RandomSubset",
     "RatioOfConfidenceStrategy",
+    "SEALS",
     "ScoringStrategy",
     "Strategy",
     "TypiClustStrategy",

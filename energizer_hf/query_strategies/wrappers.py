@@ -73,9 +73,7 @@ def configure_strategy(strategy: str | type[Strategy], **kwargs: Any) -> type[St
     attrs: dict[str, Any] = {"__init__": __init__, "configured_kwargs": bound}
     base = bound.get("base")
     if base is not None and issubclass(cls, _Wrapper):
-        inner = _resolve(base)
-        for flag in ("requires_embeddings", "needs_mc_samples"):
-            attrs[flag] = bool(getattr(inner, flag, False))
+        attrs.update(cls.configured_flags(_resolve(base), bound))
     new = type(f"{cls.__name__}[{label}]", (cls,), attrs)
     new.__qualname__ = new.__name__
     new.__module__ = cls.__module__
@@ -127,6 +125,11 @@ class _Wrapper(Strategy):
         object.__setattr__(self, "base", inner)
         self.requires_embeddings = bool(getattr(inner, "requires_embeddings", False))  # type: ignore[misc]
         self.needs_mc_samples = bool(getattr(inner, "needs_mc_samples", False))  # type: ignore[misc]
+
+    @classmethod
+    def configured_flags(cls, inner: Any, kwargs: dict[str, Any]) -> dict[str, bool]:
+        """The engine-read flags of this wrapper configured with ``kwargs`` around ``inner``."""
+        return {flag: bool(getattr(inner, flag, False)) for flag in ("requires_embeddings", "needs_mc_samples")}
 
     def on_round_start(self, loop: Any, round: int) -> None:
         self.base.on_round_start(loop, round)
