@@ -487,6 +487,7 @@ class PoolScorer:
         if world == 1:
             return {name: shards[name] for name in what}
         assert call_dir is not None
+        call_dir.mkdir(parents=True, exist_ok=True)  # a rank with no rows created nothing yet
         np.save(call_dir / f"rank{rank}.positions.npy", my_positions)
         self._report(call_dir, rank, None)
         self._wait(call_dir, world)
@@ -498,7 +499,8 @@ class PoolScorer:
                 )
                 for r in range(world):
                     pos = np.load(call_dir / f"rank{r}.positions.npy")
-                    full[pos] = np.load(call_dir / f"rank{r}.{name}.npy", mmap_mode="r")
+                    if pos.size:  # fewer batches than ranks: some ranks scored nothing
+                        full[pos] = np.load(call_dir / f"rank{r}.{name}.npy", mmap_mode="r")
                 full.flush()
                 del full
             from energizer_hf.utils import atomic_write_json

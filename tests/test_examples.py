@@ -42,3 +42,81 @@ def test_multi_process_scoring_example(tmp_path, demo_data, demo_tokenizer, tiny
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es) scored 300 rows" in proc.stdout
+
+
+def _offline_env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
+                HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+
+
+@pytest.fixture
+def tiny_local_setup(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    """A tiny BERT + tokenizer saved to a directory and the demo data as train/test CSVs."""
+    from transformers import AutoModel
+
+    AutoModel.from_config(tiny_bert_config).save_pretrained(tmp_path / "model")
+    demo_tokenizer.save_pretrained(tmp_path / "model")
+    demo_data["train"].select(range(200)).to_csv(tmp_path / "train.csv", index=False)
+    demo_data["test"].select(range(60)).to_csv(tmp_path / "test.csv", index=False)
+    return tmp_path
+
+
+def _curve_rows(stdout: str) -> list[str]:
+    return [ln for ln in stdout.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+
+
+def test_hf_native_example_runs_offline(tiny_local_setup):
+    import json
+
+    tmp = tiny_local_setup
+    run_dir = tmp / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "hf_native.py"),
+         "--data-files", str(tmp / "train.csv"), str(tmp / "test.csv"), "--model", str(tmp / "model"),
+         "--strategy", "entropy", "--rounds", "2", "--query-size", "10", "--initial", "10",
+         "--epochs", "1", "--learning-rate", "1e-3", "--max-length", "32", "--run-dir", str(run_dir)],
+        cwd=tmp, env=_offline_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _curve_rows(proc.stdout)
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1", "2"]
+    assert [r.split("|")[2].strip() for r in rows] == ["10", "20", "30"]
+    assert "Area under the learning curve" in proc.stdout
+    assert str(run_dir / "rounds.jsonl") in proc.stdout
+    records = [json.loads(ln) for ln in (run_dir / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+    assert [r["round"] for r in records] == [0, 1, 2]
+    assert all(0.0 <= r["test/accuracy"] <= 1.0 for r in records)
+
+
+def test_config_yaml_example_runs_through_cli(tiny_local_setup):
+    """examples/config.yaml through `python -m energizer_hf run`, reduced with CLI overrides."""
+    import json
+
+    import yaml
+
+    tmp = tiny_local_setup
+    config = ROOT / "examples" / "config.yaml"
+    fields = yaml.safe_load(config.read_text())
+    assert fields["strategy"] == "margin" and fields["initial_strategy"] == "stratified"
+    run_dir = tmp / "cli-run"
+    data_files = f"{{train: {tmp / 'train.csv'}, test: {tmp / 'test.csv'}}}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "energizer_hf", "run", str(config),
+         "--data-files", data_files, "--model", str(tmp / "model"), "--rounds", "2",
+         "--query-size", "10", "--initial-size", "10", "--max-epochs", "1", "--learning-rate", "1e-3",
+         "--max-length", "32", "--run-dir", str(run_dir), "--progress", "false"],
+        cwd=tmp, env=_offline_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(_curve_rows(proc.stdout)) == 3
+    assert f"Rounds recorded in {run_dir / 'rounds.jsonl'}" in proc.stdout
+    records = [json.loads(ln) for ln in (run_dir / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+    assert [r["round"] for r in records] == [0, 1, 2]
+    assert [r["num_labelled"] for r in records] == [10, 20, 30]
+    assert (run_dir / "pool" / "label_state.npy").exists()
+    assert sorted(p.name for p in (run_dir / "revisions").iterdir()) == ["round-000", "round-001", "round-002"]
+    run = json.loads((run_dir / "run.json").read_text())["config"]["run"]
+    # the YAML's fields, with the command line's overrides on top
+    assert run["strategy"] == "margin" and run["initial_strategy"] == "stratified"
+    assert run["learning_rate"] == 1e-3 and run["batch_size"] == fields["batch_size"]
+    assert run["model"] == str(tmp / "model")

@@ -383,3 +383,51 @@ def test_learner_run_with_a_separate_encoder_reuses_the_cache_and_records_minori
     index_meta = (stores[0] / "index-flat.json").read_text()
     res3 = run(0, rounds=3, run_dir=tmp_path / "run0")
     assert len(res3) == 4 and (stores[0] / "index-flat.json").read_text() == index_meta
+
+
+# ---------------------------------------------------------------- several processes
+def _run_script(out, *extra, nproc=None):
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable]
+    if nproc:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port)]
+    proc = subprocess.run(cmd + ["-m", "tests.scripts.dist_subpool", str(out), *extra], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("encoder", [False, True], ids=["model-embeddings", "separate-encoder"])
+def test_two_processes_query_the_same_subpool_as_one(tmp_path, encoder, demo_tokenizer, tiny_bert_config):
+    extra = ()
+    if encoder:
+        from transformers import AutoModel
+
+        torch.manual_seed(0)
+        AutoModel.from_config(tiny_bert_config).save_pretrained(tmp_path / "encoder")
+        demo_tokenizer.save_pretrained(tmp_path / "encoder")
+        extra = ("--encoder", str(tmp_path / "encoder"))
+    one = _run_script(tmp_path / "one", *extra)
+    two = _run_script(tmp_path / "two", *extra, nproc=2)
+    assert one["world"] == 1 and two["world"] == 2
+    for name in ("seals", "anchoral"):
+        assert two[name] == one[name] and len(one[name]) == 5
+        assert two[f"{name}_subpool"] == one[f"{name}_subpool"]
+    rank1 = json.loads((tmp_path / "two" / "rank1.json").read_text())
+    assert rank1["seals"] == two["seals"] and rank1["anchoral"] == two["anchoral"]  # every rank agrees
+    np.testing.assert_allclose(
+        np.load(tmp_path / "one" / "ann" / "embeddings.npy"), np.load(tmp_path / "two" / "ann" / "embeddings.npy"),
+        atol=1e-5,
+    )

