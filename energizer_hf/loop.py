@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -326,6 +327,10 @@ class ActiveLoop:
                     shown = {k: v for k, v in record.items() if k.startswith("test/")}
                     bar.set_postfix({"labelled": record["num_labelled"], **shown})
                 if record["stop_reason"]:
+                    if self.is_writer and record["stop_reason"] != AWAITING_ANNOTATIONS:
+                        # the run is over: the scorer's exchange files (pool outputs of the
+                        # last query, possibly large) are not needed to resume or extend it
+                        shutil.rmtree(self.run_dir / SCORING_DIR, ignore_errors=True)
                     break
                 round += 1
         finally:

@@ -37,11 +37,18 @@ def main(run_dir: str) -> None:
         max_labelling_epochs=3, query_size=15, max_epochs=2, accelerator="cpu", devices=2, strategy="ddp",
         enable_progress_bar=False, enable_model_summary=False, progress=False, run_dir=run_dir, seed=0,
     )
-    results = trainer.active_fit(model=EntropyStrategy(UnpackingModel()), datamodule=dm)
+    scored_by_rank1: list[int] = []
+
+    class Spy:  # the exchange files are removed when the run ends: look at them each round
+        def on_round_end(self, loop, record):
+            scored_by_rank1.append(len(list((Path(run_dir) / "scoring").rglob("rank1.topk.npz"))))
+
+    results = trainer.active_fit(model=EntropyStrategy(UnpackingModel()), datamodule=dm, callbacks=[Spy()])
     ids = dm.pool.labelled_ids.tolist()
     assert np.all(dm.pool.labels[ids] >= 0)
     out = Path(run_dir).parent / f"rank{env_rank()}.json"
-    out.write_text(json.dumps({"labelled": ids, "queries": [r["queried_ids"] for r in results]}))
+    out.write_text(json.dumps({"labelled": ids, "queries": [r["queried_ids"] for r in results],
+                               "scored_by_rank1": scored_by_rank1}))
 
 
 if __name__ == "__main__":
