@@ -45,3 +45,20 @@ def test_al_curves_frozen_smoke(tmp_path, shared_data, minilm):
     assert cached == ["trec6-pool300-test100-len64-test.npy", "trec6-pool300-test100-len64-train.npy"]
     records = (out / "trec6-badge-seed1" / "rounds.jsonl").read_text().splitlines()
     assert [json.loads(r)["num_labelled"] for r in records] == [12, 22, 32]
+
+
+def test_huge_pool_benchmark_smoke(tmp_path, minilm):
+    """The huge-pool benchmark end to end on 3,000 rows, with both index kinds compared."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "huge_pool.py"), "--rows", "3000", "--compare-kinds", "3000",
+           "--cache", str(tmp_path / "cache")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = next(ln for ln in proc.stdout.splitlines() if ln.startswith("| 3,000 |"))
+    assert "(flat)" in row and "1.00" in row  # exact index: recall 1
+    result = json.loads((tmp_path / "cache" / "huge-3000.json").read_text())
+    assert result["anchoral_subpool"] == 1000 and result["seals_subpool"] > 0
+    assert result["build_hnsw_kind"] == "hnsw" and result["build_ivf_kind"] == "ivf"
+    assert result["recall10_hnsw"] >= 0.9 and result["recall10_ivf"] >= 0.5
+    assert "ivf:" in proc.stdout and "hnsw:" in proc.stdout
