@@ -455,7 +455,7 @@ class ActiveLoop:
         timings: dict[str, float] = {}
         if stop_reason is None:
             scorer = self.backend.make_scorer(self.run_dir / SCORING_DIR, progress=self.progress)
-            scorer.cleanup()  # exchange files of earlier rounds
+            scorer.cleanup(before_round=round)  # exchange files of earlier rounds
             ctx = QueryContext(
                 pool=pool, round=round, seed=s.seed, scorer=scorer, progress=self.progress, run_dir=self.run_dir
             )

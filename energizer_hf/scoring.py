@@ -533,16 +533,26 @@ class PoolScorer:
                 )
         return probs
 
-    def cleanup(self, keep: Sequence[str] = ()) -> None:
-        """Remove exchange files of earlier calls (rank 0 only)."""
+    def cleanup(self, keep: Sequence[str] = (), before_round: int | None = None) -> None:
+        """Remove exchange files of earlier calls (rank 0 only).
+
+        With ``before_round``, only the calls of earlier rounds (tags ``rNNNN-...`` with
+        ``NNNN < before_round``) go: the other ranks may already be writing this round's
+        files, since nothing synchronises the ranks before a query starts.
+        """
         if self.exchange_dir is None or not self.exchange_dir.exists():
             return
         rank, _ = distributed_rank_world()
         if rank != 0:
             return
         for child in self.exchange_dir.iterdir():
-            if child.name not in keep:
-                shutil.rmtree(child, ignore_errors=True)
+            if child.name in keep:
+                continue
+            if before_round is not None:
+                head = child.name.split("-", 1)[0]
+                if not (len(head) == 5 and head[0] == "r" and head[1:].isdigit() and int(head[1:]) < before_round):
+                    continue
+            shutil.rmtree(child, ignore_errors=True)
 
 
 @dataclass

@@ -228,3 +228,16 @@ def test_a_model_without_logits_is_named():
     pool, adapter, _ = build(10)
     with pytest.raises(InvalidScoresError, match="Embedder returned dict from forward; expected a logits tensor"):
         EntropyStrategy(Embedder()).query(_ctx(pool, adapter), 3)
+
+
+def test_cleanup_keeps_the_current_rounds_exchange_files(tmp_path):
+    from energizer_hf.scoring import PoolScorer
+
+    for name in ("r0001-topk-000", "r0002-topk-000", "r0003-topk-000", "r0003-outputs-001", "notes"):
+        (tmp_path / name).mkdir()
+    scorer = PoolScorer.__new__(PoolScorer)
+    scorer.exchange_dir = tmp_path
+    scorer.cleanup(before_round=3)  # another rank may be writing round 3's files already
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "r0003-outputs-001", "r0003-topk-000"]
+    scorer.cleanup()
+    assert list(tmp_path.iterdir()) == []
