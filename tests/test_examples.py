@@ -120,3 +120,34 @@ def test_config_yaml_example_runs_through_cli(tiny_local_setup):
     assert run["strategy"] == "margin" and run["initial_strategy"] == "stratified"
     assert run["learning_rate"] == 1e-3 and run["batch_size"] == fields["batch_size"]
     assert run["model"] == str(tmp / "model")
+
+
+def test_anchoral_yaml_example_runs_through_cli(tiny_local_setup):
+    """examples/huge_pool_anchoral.yaml through the CLI, with a local encoder and reduced sizes."""
+    import json
+
+    import yaml
+
+    tmp = tiny_local_setup
+    config = ROOT / "examples" / "huge_pool_anchoral.yaml"
+    fields = yaml.safe_load(config.read_text())
+    assert fields["strategy"] == "anchoral" and fields["strategy_args"]["subpool_size"] == 1000
+    run_dir = tmp / "anchoral-run"
+    data_files = f"{{train: {tmp / 'train.csv'}, test: {tmp / 'test.csv'}}}"
+    strategy_args = (f"{{base: entropy, encoder: {tmp / 'model'}, cache_dir: {tmp / 'ann-cache'}, "
+                     "num_anchors: 3, num_neighbours: 20, subpool_size: 40}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "energizer_hf", "run", str(config),
+         "--data-files", data_files, "--model", str(tmp / "model"), "--strategy-args", strategy_args,
+         "--minority-class", "0", "--rounds", "2", "--query-size", "10", "--initial-size", "10",
+         "--max-epochs", "1", "--max-length", "32", "--run-dir", str(run_dir), "--progress", "false"],
+        cwd=tmp, env=_offline_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(ln) for ln in (run_dir / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+    assert [r["num_labelled"] for r in records] == [10, 20, 30]
+    assert records[0]["query_info"]["subpool"]["method"] == "AnchorAL"
+    assert records[0]["query_info"]["subpool"]["size"] == 40
+    assert "test/minority_f1" in records[0] and "queried_minority_share" in records[0]
+    stores = list((tmp / "ann-cache").iterdir())
+    assert len(stores) == 1 and (stores[0] / "embeddings.npy").exists() and (stores[0] / "index-flat.faiss").exists()
