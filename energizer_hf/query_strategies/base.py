@@ -20,7 +20,15 @@ from torch import Tensor
 from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
 from energizer_hf.scoring import QueryContext
 
-__all__ = ["AccumulatorStrategy", "ScoringStrategy", "Strategy", "logits_from_output"]
+__all__ = ["AccumulatorStrategy", "ScoringStrategy", "Strategy", "logits_from_output", "unlabelled_ids"]
+
+
+def unlabelled_ids(context: QueryContext) -> np.ndarray:
+    """The context's unlabelled pool ids (int64); :class:`EmptyPoolError` when there are none."""
+    ids = np.asarray(context.pool.unlabelled_ids, dtype=np.int64)
+    if ids.size == 0:
+        raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+    return ids
 
 
 def logits_from_output(output: Any, model: Any = None) -> Tensor:

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from energizer_hf import functional as F
-from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
-from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.errors import EnergizerError, InvalidScoresError
+from energizer_hf.query_strategies.base import Strategy, unlabelled_ids
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.scoring import QueryContext
 
@@ -55,9 +55,7 @@ class PoolOutputsStrategy(Strategy):
     salt: ClassVar[int] = 0
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        candidates = np.asarray(context.pool.unlabelled_ids, dtype=np.int64)
-        if candidates.size == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        candidates = unlabelled_ids(context)
         if k >= candidates.size:
             return np.sort(candidates)
         if k <= 0:

@@ -8,8 +8,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from energizer_hf.errors import EmptyPoolError
-from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.query_strategies.base import Strategy, unlabelled_ids
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.scoring import QueryContext
 
@@ -30,9 +29,7 @@ class RandomStrategy(Strategy):
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
         start = time.perf_counter()
-        candidates = context.pool.unlabelled_ids
-        if candidates.size == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        candidates = unlabelled_ids(context)
         k = min(k, candidates.size)
         chosen = context.rng(salt=0x5EED).choice(candidates, size=k, replace=False)
         context.add_time("select", start)

@@ -54,14 +54,14 @@ from energizer_hf.embeddings import (
 )
 from energizer_hf.errors import (
     CorruptIndexError,
-    EmptyPoolError,
     EnergizerError,
     IndexMismatchError,
 )
-from energizer_hf.query_strategies.base import Strategy
+from energizer_hf.query_strategies.base import Strategy, unlabelled_ids
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.query_strategies.wrappers import _build_sharing, _resolve, _SubPool, _Wrapper
 from energizer_hf.scoring import QueryContext
+from energizer_hf.scoring import broadcast_from_rank0 as _broadcast
 
 __all__ = ["ANCHOR_STRATEGIES", "AnchorAL", "IndexedSubPool", "SEALS"]
 
@@ -69,16 +69,6 @@ log = logging.getLogger(__name__)
 
 ANCHOR_STRATEGIES = ("random", "kmeans++", "uncertainty")
 SEARCH_CHUNK = 4096
-
-
-def _broadcast(obj: Any) -> Any:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def _rank() -> int:
@@ -274,9 +264,7 @@ class IndexedSubPool(_Wrapper):
         return None
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = np.asarray(context.pool.unlabelled_ids, dtype=np.int64)
-        if unl.size == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        unl = unlabelled_ids(context)
         if k >= unl.size:
             return np.sort(unl)
         if _root_pool(context.pool).num_labelled == 0:

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from energizer_hf.errors import EmptyPoolError, EnergizerError
-from energizer_hf.query_strategies.base import AccumulatorStrategy, Strategy
+from energizer_hf.errors import EnergizerError
+from energizer_hf.query_strategies.base import AccumulatorStrategy, Strategy, unlabelled_ids
 from energizer_hf.query_strategies.registry import get_strategy_class, register_strategy
 from energizer_hf.scoring import QueryContext
 
@@ -181,9 +181,7 @@ class RandomSubset(_Wrapper):
         self.subpool_size = int(subpool_size)
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = np.asarray(context.pool.unlabelled_ids, dtype=np.int64)
-        if unl.size == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        unl = unlabelled_ids(context)
         if k >= unl.size:
             return np.sort(unl)
         size = max(self.subpool_size, int(k))
@@ -270,9 +268,7 @@ class ClassBalanced(_Wrapper):
         return w / w.sum()
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = np.asarray(context.pool.unlabelled_ids, dtype=np.int64)
-        if unl.size == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
+        unl = unlabelled_ids(context)
         if k >= unl.size:
             return np.sort(unl)
         scorer = context.require_scorer(type(self).__name__)
