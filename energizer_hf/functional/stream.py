@@ -393,7 +393,7 @@ def _run(
             blocked[i] = True
         spending = spending * forget + take
     seen = state.seen + n
-    while recent and recent[0] <= seen - window:
+    while recent and recent[0] < seen - window:  # keep the last `window` arrivals' labels
         recent.popleft()
     fields = {"seen": seen, "labelled": count, "recent": tuple(recent), "spending": spending}
     return labelled, blocked, thresholds, fields
@@ -600,8 +600,8 @@ def split_decisions(
     tau = _vu_params(state, step, max_score, initial_threshold)
     nu = _check_number(fraction, "fraction", 0.0, 1.0)
     g = _generator(state)
-    branch = g.random(s.size)
-    coin = g.random(s.size)
+    # one (n, 2) draw: item i always gets draws 2i and 2i + 1, whatever the batching
+    branch, coin = g.random((s.size, 2)).T
     vt = _VariableThreshold(tau, float(step), float(max_score), None)
     b = float(rate)
 

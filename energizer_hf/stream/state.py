@@ -463,6 +463,11 @@ class StreamStore:
             "blocked": np.asarray(cols["blocked"], dtype=bool),
         }
 
+    def sent_records(self) -> list[dict[str, Any]]:
+        """The ``sent.jsonl`` records (``position``, ``id``, ``row`` when kept), in arrival order:
+        what an oracle needs to (re-)send items, e.g. :meth:`pending_ids` after a restart."""
+        return read_jsonl(self.directory / SENT_FILE)
+
     def labelled_rows(self, label_column: str = "label") -> list[dict[str, Any]]:
         """The labelled items' rows (from ``sent.jsonl``) with their label, in arrival order.
 
@@ -470,7 +475,7 @@ class StreamStore:
             StreamStateError: the store does not keep rows (``keep_rows=False``).
         """
         rows = []
-        for rec in read_jsonl(self.directory / SENT_FILE):
+        for rec in self.sent_records():
             if rec["id"] not in self._labels:
                 continue
             if "row" not in rec:
