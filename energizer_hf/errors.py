@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BudgetError",
+    "BudgetRateError",
     "ColumnNotFoundError",
     "ConfigMismatchError",
     "CorruptIndexError",
@@ -14,8 +15,12 @@ __all__ = [
     "InvalidIdsError",
     "InvalidScoresError",
     "LabelMismatchError",
+    "NotResumableError",
     "PoolExhaustedWarning",
+    "StreamInputError",
+    "StreamStateError",
     "UnknownStrategyError",
+    "UnsentItemError",
 ]
 
 
@@ -75,3 +80,25 @@ class IndexMismatchError(EnergizerError):
 
 class CorruptIndexError(EnergizerError):
     """A stored embedding matrix or ANN index file is truncated or damaged."""
+
+
+class BudgetRateError(BudgetError):
+    """A stream's labelling budget rate is outside (0, 1], or its window is too short to
+    hold a single label (``floor(rate * window) < 1``)."""
+
+
+class StreamInputError(EnergizerError):
+    """Bad parameters or inputs of a stream strategy, stream source or drift helper."""
+
+
+class StreamStateError(EnergizerError):
+    """A saved stream state or decision log is damaged, inconsistent, or belongs to another
+    stream (another source, strategy or configuration)."""
+
+
+class NotResumableError(EnergizerError):
+    """A stream source cannot restart at a saved position (a generator, a shuffle buffer)."""
+
+
+class UnsentItemError(EnergizerError):
+    """Labels arrived for stream items that were never sent for labelling."""

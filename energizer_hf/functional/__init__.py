@@ -14,6 +14,9 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+- :mod:`~energizer_hf.functional.stream`: per-item stream decisions under a sliding-window
+  budget rate (fixed / variable / randomized variable uncertainty, split, novelty- and
+  density-weighted uncertainty, random); pure numpy, with explicit state in and out.
 """
 
 from ._validation import (
@@ -52,6 +55,24 @@ from .hybrid import (
     iter_badge_gradient_embeddings,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .stream import (
+    StreamDecisions,
+    StreamState,
+    budget_capacity,
+    density_weighted_decisions,
+    estimated_spending,
+    fixed_uncertainty_decisions,
+    initial_stream_state,
+    local_density,
+    novelty,
+    novelty_weighted_decisions,
+    random_decisions,
+    randomized_variable_uncertainty_decisions,
+    sliding_window_counts,
+    split_decisions,
+    variable_uncertainty_decisions,
+    window_spending,
+)
 
 __all__ = [
     "FunctionalInputError",
@@ -59,29 +80,45 @@ __all__ = [
     "KMeansResult",
     "NonFiniteInputError",
     "ShapeError",
+    "StreamDecisions",
+    "StreamState",
     "TooManyClustersError",
     "badge_gradient_embeddings",
     "badge_select",
     "bald",
     "batchbald_greedy",
     "bertkm_select",
+    "budget_capacity",
     "cal_scores",
     "cluster_margin",
+    "density_weighted_decisions",
     "egl_scores",
     "estimate_probcover_delta",
+    "estimated_spending",
     "expected_entropy",
+    "fixed_uncertainty_decisions",
     "hac_clusters",
+    "initial_stream_state",
     "iter_badge_gradient_embeddings",
     "kcenter_greedy",
     "kmeans",
     "kmeans_closest_to_centers",
     "kmeans_pp_init",
     "knn",
+    "local_density",
     "mean_std",
     "min_distances",
+    "novelty",
+    "novelty_weighted_decisions",
     "predictive_entropy",
     "probcover",
     "radius_neighbors",
+    "random_decisions",
+    "randomized_variable_uncertainty_decisions",
+    "sliding_window_counts",
+    "split_decisions",
     "typiclust",
+    "variable_uncertainty_decisions",
     "variation_ratios",
+    "window_spending",
 ]
