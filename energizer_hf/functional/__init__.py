@@ -14,6 +14,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+- :mod:`~energizer_hf.functional.sequence`: BIO tags, entity spans and entity-level
+  metrics, token-level acquisition for sentences (token entropy, least confidence, MNLP).
 """
 
 from ._validation import (
@@ -52,6 +54,19 @@ from .hybrid import (
     iter_badge_gradient_embeddings,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .sequence import (
+    bio_violations,
+    entity_scores,
+    entity_spans,
+    mnlp,
+    per_token_entropy,
+    per_token_least_confidence,
+    reduce_tokens,
+    repair_bio,
+    token_accuracy,
+    token_entropy,
+    token_least_confidence,
+)
 
 __all__ = [
     "FunctionalInputError",
@@ -65,9 +80,12 @@ __all__ = [
     "bald",
     "batchbald_greedy",
     "bertkm_select",
+    "bio_violations",
     "cal_scores",
     "cluster_margin",
     "egl_scores",
+    "entity_scores",
+    "entity_spans",
     "estimate_probcover_delta",
     "expected_entropy",
     "hac_clusters",
@@ -79,9 +97,17 @@ __all__ = [
     "knn",
     "mean_std",
     "min_distances",
+    "mnlp",
+    "per_token_entropy",
+    "per_token_least_confidence",
     "predictive_entropy",
     "probcover",
     "radius_neighbors",
+    "reduce_tokens",
+    "repair_bio",
+    "token_accuracy",
+    "token_entropy",
+    "token_least_confidence",
     "typiclust",
     "variation_ratios",
 ]
