@@ -13,6 +13,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
 - :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
+- :mod:`~energizer_hf.functional.multilabel`: multi-label acquisition on sigmoid
+  probabilities, iterative stratification, metrics, threshold tuning.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
 - :mod:`~energizer_hf.functional.sequence`: BIO tags, entity spans and entity-level
   metrics, token-level acquisition for sentences (token entropy, least confidence, MNLP).
@@ -53,6 +55,21 @@ from .hybrid import (
     egl_scores,
     iter_badge_gradient_embeddings,
 )
+from .multilabel import (
+    cardinality_stratified_random,
+    hamming_loss,
+    iterative_stratification,
+    mean_binary_entropy,
+    mmc_scores,
+    multilabel_f1,
+    multilabel_least_confidence,
+    multilabel_max_margin,
+    multilabel_scores,
+    predict_cardinality,
+    stratified_initial_set,
+    subset_accuracy,
+    tune_threshold,
+)
 from .neighbours import knn, min_distances, radius_neighbors
 from .sequence import (
     bio_violations,
@@ -82,6 +99,7 @@ __all__ = [
     "bertkm_select",
     "bio_violations",
     "cal_scores",
+    "cardinality_stratified_random",
     "cluster_margin",
     "egl_scores",
     "entity_scores",
@@ -89,25 +107,37 @@ __all__ = [
     "estimate_probcover_delta",
     "expected_entropy",
     "hac_clusters",
+    "hamming_loss",
     "iter_badge_gradient_embeddings",
+    "iterative_stratification",
     "kcenter_greedy",
     "kmeans",
     "kmeans_closest_to_centers",
     "kmeans_pp_init",
     "knn",
+    "mean_binary_entropy",
     "mean_std",
     "min_distances",
+    "mmc_scores",
     "mnlp",
+    "multilabel_f1",
+    "multilabel_least_confidence",
+    "multilabel_max_margin",
+    "multilabel_scores",
     "per_token_entropy",
     "per_token_least_confidence",
+    "predict_cardinality",
     "predictive_entropy",
     "probcover",
     "radius_neighbors",
     "reduce_tokens",
     "repair_bio",
+    "stratified_initial_set",
+    "subset_accuracy",
     "token_accuracy",
     "token_entropy",
     "token_least_confidence",
+    "tune_threshold",
     "typiclust",
     "variation_ratios",
 ]
