@@ -657,7 +657,12 @@ def _best_threshold(p: np.ndarray, t: np.ndarray) -> tuple[float, float]:
     best = int(np.flatnonzero(f1 == f1.max())[0])
     cut = ps[last[best]]
     below = ps[last[best] + 1] if last[best] + 1 < ps.size else 0.0
-    return float((cut + below) / 2 if cut > below else cut / 2), float(f1[best])
+    mid = (cut + below) / 2 if cut > below else cut / 2
+    # predictions are compared in float32: two adjacent float32 values have no float32
+    # between them, and then the lower value itself separates them (p > below)
+    if not (np.float32(below) < np.float32(mid) < np.float32(cut)) and cut > below:
+        mid = below
+    return float(mid), float(f1[best])
 
 
 def tune_threshold(

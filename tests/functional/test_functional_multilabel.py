@@ -315,3 +315,14 @@ def test_stratified_initial_set_on_goemotions(shared_data):
     rng = np.random.default_rng(0)
     covered = [int((y[rng.choice(len(y), 100, replace=False)].sum(0) >= 1).sum()) for _ in range(5)]
     assert max(covered) < 28
+
+
+def test_threshold_separates_adjacent_float32_values():
+    lo = np.float32(0.3)
+    hi = np.nextafter(lo, np.float32(1))  # no float32 lies between them
+    if np.float32((float(lo) + float(hi)) / 2) != hi:  # pick a pair whose midpoint rounds up
+        lo, hi = hi, np.nextafter(hi, np.float32(1))
+    assert np.float32((float(lo) + float(hi)) / 2) == hi
+    probs = np.array([[hi], [lo]], dtype=np.float32)
+    thr = tune_threshold(probs, [[1], [0]])
+    assert multilabel_f1([[1], [0]], probs, threshold=thr) == 1.0
