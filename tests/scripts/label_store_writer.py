@@ -7,22 +7,15 @@ ragged: sentence i gets ``1 + (i + k) % 7`` tags, all equal to ``k % NUM_TAGS``;
 multi-hot: row i gets the labels ``(i + k) % L`` and ``k % L`` (row 0: only ``k % L``,
 from which a new writer continues).
 After each update returns, ``ACK k`` is printed and flushed.
+
+Importing this module (the tests do, for the patterns) does not import energizer_hf.
 """
 
 import sys
 import types
 from pathlib import Path
 
-# Import energizer_hf's submodules without the package __init__ (which loads torch and
-# Lightning, ~10 s on a busy machine): the store needs only numpy, errors and utils, and
-# the crash tests start this script several times.
-package = types.ModuleType("energizer_hf")
-package.__path__ = [str(Path(__file__).resolve().parents[2] / "energizer_hf")]
-sys.modules["energizer_hf"] = package
-
-import numpy as np  # noqa: E402
-
-from energizer_hf.label_stores import MultiHotStore, RaggedTagStore  # noqa: E402
+import numpy as np
 
 NUM_TAGS = 13
 NUM_LABELS = 28
@@ -41,6 +34,14 @@ def multihot_step(n: int, k: int) -> np.ndarray:
 
 
 def main(kind: str, state_dir: str, n: int) -> None:
+    # Import energizer_hf's submodules without the package __init__ (which loads torch and
+    # Lightning, ~10 s on a busy machine): the stores need only numpy, errors and utils,
+    # and the crash tests start this script many times.
+    package = types.ModuleType("energizer_hf")
+    package.__path__ = [str(Path(__file__).resolve().parents[2] / "energizer_hf")]
+    sys.modules["energizer_hf"] = package
+    from energizer_hf.label_stores import MultiHotStore, RaggedTagStore
+
     ids = np.arange(n)
     if kind == "ragged":
         store = RaggedTagStore(state_dir, n, NUM_TAGS, fingerprint="crash-test")
