@@ -151,7 +151,12 @@ def _flatten(tags: Any, names: Sequence[str] | None, ignore_index: int) -> _Flat
         return _Flat(inverse.astype(np.int64).reshape(-1), lengths, vocab.tolist(), "str")
     if names is None and items:
         raise FunctionalInputError("tag ids need `names`, the tag names indexed by id.")
-    raw = np.asarray(items, dtype=np.int64).reshape(-1)
+    try:
+        raw = np.asarray(items, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise FunctionalInputError(
+            "tags must be all tag names (strings) or all tag ids (integers)."
+        ) from None
     keep = raw != ignore_index
     sentence = np.repeat(np.arange(lengths.size), lengths)
     kept_lengths = np.bincount(sentence[keep], minlength=lengths.size).astype(np.int64)

@@ -278,6 +278,8 @@ def test_bad_ids_and_inputs_are_named():
         entity_spans([["O"]], mode="loose")
     with pytest.raises(FunctionalInputError, match="mix"):
         entity_spans([["O", 1]], NAMES)
+    with pytest.raises(FunctionalInputError, match="all tag names"):
+        entity_spans([[1, "O"]], NAMES)
 
 
 # ---------------------------------------------------------------------------- acquisition
