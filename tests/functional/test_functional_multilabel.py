@@ -304,6 +304,7 @@ def test_stratified_initial_set_on_goemotions(shared_data):
     if not path.exists():
         pytest.skip(f"{path} is not present")
     import datasets
+
     from energizer_hf.formats.multilabel import read_label_names, to_multi_hot
 
     names = read_label_names(shared_data / "goemotions" / "labels.txt")
