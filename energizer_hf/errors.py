@@ -8,17 +8,24 @@ __all__ = [
     "ColumnNotFoundError",
     "ConfigMismatchError",
     "CorruptIndexError",
+    "CorruptLabelStateError",
+    "DataFormatError",
     "DatasetMismatchError",
+    "EmptyLabelSetError",
     "EmptyPoolError",
+    "EmptySentenceError",
     "EnergizerError",
     "IndexMismatchError",
     "InvalidIdsError",
     "InvalidScoresError",
+    "InvalidTagsError",
     "LabelMismatchError",
     "NotResumableError",
     "PoolExhaustedWarning",
     "StreamInputError",
     "StreamStateError",
+    "TagLengthMismatchError",
+    "UnknownLabelError",
     "UnknownStrategyError",
     "UnsentItemError",
 ]
@@ -102,3 +109,40 @@ class NotResumableError(EnergizerError):
 
 class UnsentItemError(EnergizerError):
     """Labels arrived for stream items that were never sent for labelling."""
+
+
+class InvalidTagsError(EnergizerError):
+    """Token tags that are not in BIO/IOB2 form (``O``, ``B-TYPE``, ``I-TYPE``).
+
+    ``sentence`` and ``position`` (0-based) locate the first offending tag when known.
+    """
+
+    def __init__(self, message: str, sentence: int | None = None, position: int | None = None):
+        super().__init__(message)
+        self.sentence = sentence
+        self.position = position
+
+
+class TagLengthMismatchError(EnergizerError):
+    """A sentence has a different number of tags than tokens."""
+
+
+class EmptySentenceError(EnergizerError):
+    """A sentence with no tokens, where every row must have at least one."""
+
+
+class UnknownLabelError(EnergizerError):
+    """A label or tag name that is not in the label set, or a label id out of its range."""
+
+
+class EmptyLabelSetError(EnergizerError):
+    """A multi-label row with no label, where the label set does not permit "none"."""
+
+
+class DataFormatError(EnergizerError):
+    """A data file that cannot be parsed (malformed line, wrong encoding); the message
+    names the file and line."""
+
+
+class CorruptLabelStateError(EnergizerError):
+    """A stored label state (tag or multi-hot store) is inconsistent or damaged."""

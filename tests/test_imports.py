@@ -7,6 +7,7 @@ import pytest
 MODULES = [
     "energizer_hf",
     "energizer_hf.acquisition_functions",
+    "energizer_hf.formats",
     "energizer_hf.functional",
     "energizer_hf.hub",
     "energizer_hf.oracles",

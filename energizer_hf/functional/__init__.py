@@ -13,10 +13,14 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
 - :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
+- :mod:`~energizer_hf.functional.multilabel`: multi-label acquisition on sigmoid
+  probabilities, iterative stratification, metrics, threshold tuning.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
 - :mod:`~energizer_hf.functional.stream`: per-item stream decisions under a sliding-window
   budget rate (fixed / variable / randomized variable uncertainty, split, novelty- and
   density-weighted uncertainty, random); pure numpy, with explicit state in and out.
+- :mod:`~energizer_hf.functional.sequence`: BIO tags, entity spans and entity-level
+  metrics, token-level acquisition for sentences (token entropy, least confidence, MNLP).
 """
 
 from ._validation import (
@@ -54,7 +58,35 @@ from .hybrid import (
     egl_scores,
     iter_badge_gradient_embeddings,
 )
+from .multilabel import (
+    cardinality_stratified_random,
+    hamming_loss,
+    iterative_stratification,
+    mean_binary_entropy,
+    mmc_scores,
+    multilabel_f1,
+    multilabel_least_confidence,
+    multilabel_max_margin,
+    multilabel_scores,
+    predict_cardinality,
+    stratified_initial_set,
+    subset_accuracy,
+    tune_threshold,
+)
 from .neighbours import knn, min_distances, radius_neighbors
+from .sequence import (
+    bio_violations,
+    entity_scores,
+    entity_spans,
+    mnlp,
+    per_token_entropy,
+    per_token_least_confidence,
+    reduce_tokens,
+    repair_bio,
+    token_accuracy,
+    token_entropy,
+    token_least_confidence,
+)
 from .stream import (
     StreamDecisions,
     StreamState,
@@ -88,35 +120,59 @@ __all__ = [
     "bald",
     "batchbald_greedy",
     "bertkm_select",
+    "bio_violations",
     "budget_capacity",
     "cal_scores",
+    "cardinality_stratified_random",
     "cluster_margin",
     "density_weighted_decisions",
     "egl_scores",
+    "entity_scores",
+    "entity_spans",
     "estimate_probcover_delta",
     "estimated_spending",
     "expected_entropy",
     "fixed_uncertainty_decisions",
     "hac_clusters",
+    "hamming_loss",
     "initial_stream_state",
     "iter_badge_gradient_embeddings",
+    "iterative_stratification",
     "kcenter_greedy",
     "kmeans",
     "kmeans_closest_to_centers",
     "kmeans_pp_init",
     "knn",
     "local_density",
+    "mean_binary_entropy",
     "mean_std",
     "min_distances",
+    "mmc_scores",
+    "mnlp",
+    "multilabel_f1",
+    "multilabel_least_confidence",
+    "multilabel_max_margin",
+    "multilabel_scores",
     "novelty",
     "novelty_weighted_decisions",
+    "per_token_entropy",
+    "per_token_least_confidence",
+    "predict_cardinality",
     "predictive_entropy",
     "probcover",
     "radius_neighbors",
     "random_decisions",
     "randomized_variable_uncertainty_decisions",
+    "reduce_tokens",
+    "repair_bio",
     "sliding_window_counts",
     "split_decisions",
+    "stratified_initial_set",
+    "subset_accuracy",
+    "token_accuracy",
+    "token_entropy",
+    "token_least_confidence",
+    "tune_threshold",
     "typiclust",
     "variable_uncertainty_decisions",
     "variation_ratios",

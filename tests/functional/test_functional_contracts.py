@@ -15,6 +15,7 @@ from energizer_hf.functional import (
     badge_select,
     batchbald_greedy,
     bertkm_select,
+    cardinality_stratified_random,
     cluster_margin,
     hac_clusters,
     kcenter_greedy,
@@ -46,8 +47,20 @@ SELECTORS = {
     "probcover": lambda e, p, m, k, lab, **kw: probcover(e, k, lab, delta=2.0, **kw),
     "badge": lambda e, p, m, k, lab, **kw: badge_select(p, e, k, labelled=lab, **kw),
     "cluster_margin": lambda e, p, m, k, lab, **kw: cluster_margin(p, e, k, labelled=lab, **kw),
+    "cardinality_random": lambda e, p, m, k, lab, **kw: cardinality_stratified_random(
+        p, k, labelled=lab, **kw
+    ),
 }
-RANDOMISED = ["batchbald", "bertkm", "typiclust", "probcover", "badge", "cluster_margin", "kcenter"]
+RANDOMISED = [
+    "batchbald",
+    "bertkm",
+    "typiclust",
+    "probcover",
+    "badge",
+    "cluster_margin",
+    "kcenter",
+    "cardinality_random",
+]
 
 
 def _labelled():
