@@ -87,34 +87,61 @@ _NAME = (
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # URL user-info: keep the user name when a password follows it, else hide the whole
     # user-info (a lone user name in a URL is usually a token: https://TOKEN@host)
-    (re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/\s:@?#]+):(?P<pw>[^/\s@?#]+)@"),
-     r"\g<scheme>\g<user>:" + MASK + "@"),
-    (re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/\s:@?#]+)@"),
-     r"\g<scheme>" + MASK + "@"),
+    (
+        re.compile(
+            r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/\s:@?#]+):(?P<pw>[^/\s@?#]+)@"
+        ),
+        r"\g<scheme>\g<user>:" + MASK + "@",
+    ),
+    (
+        re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/\s:@?#]+)@"),
+        r"\g<scheme>" + MASK + "@",
+    ),
     # Authorization headers, in HTTP, repr and JSON forms: keep the scheme word
-    (re.compile(
-        r"(?P<head>(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
-        r"(?:(?P<scheme>bearer|token|basic|digest|jwt)\s+)?(?P<value>[^\s\"',;}\]]+)",
-        re.I),
-     lambda m: m.group("head") + (m.group("scheme") + " " if m.group("scheme") else "") + MASK),
+    (
+        re.compile(
+            r"(?P<head>(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
+            r"(?:(?P<scheme>bearer|token|basic|digest|jwt)\s+)?(?P<value>[^\s\"',;}\]]+)",
+            re.I,
+        ),
+        lambda m: m.group("head") + (m.group("scheme") + " " if m.group("scheme") else "") + MASK,
+    ),
     # JSON / Python-repr fields whose name is a credential: "token": "value"
-    (re.compile(
-        r"(?P<q>[\"'])(?P<name>" + _NAME + r")(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])"
-        r"(?P<value>(?:\\.|(?!(?P=vq)).)+)(?P=vq)",
-        re.I),
-     lambda m: m.group(0) if MASK in m.group("value") else
-     f"{m.group('q')}{m.group('name')}{m.group('q')}{m.group('sep')}{m.group('vq')}{MASK}{m.group('vq')}"),
+    (
+        re.compile(
+            r"(?P<q>[\"'])(?P<name>" + _NAME + r")(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])"
+            r"(?P<value>(?:\\.|(?!(?P=vq)).)+)(?P=vq)",
+            re.I,
+        ),
+        lambda m: (
+            m.group(0)
+            if MASK in m.group("value")
+            else f"{m.group('q')}{m.group('name')}{m.group('q')}{m.group('sep')}{m.group('vq')}{MASK}{m.group('vq')}"
+        ),
+    ),
     # query/form parameters and NAME=value assignments (--flag=value, env lines)
-    (re.compile(r"(?P<head>(?:^|(?<=[\s?&;,(\[{\"'])|(?<=--))(?P<name>" + _NAME + r")=)"
-                r"(?P<value>[^&\s#\"',;)\]}]+)", re.I),
-     lambda m: m.group("head") + (m.group("value") if m.group("value") == MASK else MASK)),
+    (
+        re.compile(
+            r"(?P<head>(?:^|(?<=[\s?&;,(\[{\"'])|(?<=--))(?P<name>" + _NAME + r")=)"
+            r"(?P<value>[^&\s#\"',;)\]}]+)",
+            re.I,
+        ),
+        lambda m: m.group("head") + (m.group("value") if m.group("value") == MASK else MASK),
+    ),
     # bearer credentials anywhere
-    (re.compile(r"\b(?P<scheme>Bearer)\s+(?P<value>[A-Za-z0-9._~+/\-]{6,}=*)", re.I),
-     r"\g<scheme> " + MASK),
+    (
+        re.compile(r"\b(?P<scheme>Bearer)\s+(?P<value>[A-Za-z0-9._~+/\-]{6,}=*)", re.I),
+        r"\g<scheme> " + MASK,
+    ),
     # "Token <credential>" and "token: <credential>" when the value looks like one
-    (re.compile(r"\b(?P<head>(?:token|api[_ \-]?key|secret|password)(?:\s*[:=]\s*|\s+))"
-                r"(?P<value>(?=[A-Za-z0-9._\-]*\d)[A-Za-z0-9._\-]{12,})", re.I),
-     r"\g<head>" + MASK),
+    (
+        re.compile(
+            r"\b(?P<head>(?:token|api[_ \-]?key|secret|password)(?:\s*[:=]\s*|\s+))"
+            r"(?P<value>(?=[A-Za-z0-9._\-]*\d)[A-Za-z0-9._\-]{12,})",
+            re.I,
+        ),
+        r"\g<head>" + MASK,
+    ),
     # JSON Web Tokens (Label Studio personal access tokens, many OAuth tokens)
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), "eyJ" + MASK),
     # Hugging Face user and organisation tokens
@@ -160,7 +187,8 @@ def _stored_hub_tokens() -> set[str]:
         except Exception:  # noqa: BLE001 - scrubbing must never fail
             pass
     home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface",
     )
     token_file = os.environ.get("HF_TOKEN_PATH") or os.path.join(home, "token")
     for path in (token_file, os.path.join(os.path.dirname(token_file), "stored_tokens")):
@@ -172,8 +200,11 @@ def _stored_hub_tokens() -> set[str]:
         if path == token_file:
             out.add(text.strip())
         else:  # an INI file: "hf_token = <value>" per stored token
-            out.update(line.split("=", 1)[1].strip() for line in text.splitlines()
-                       if "=" in line and "token" in line.split("=", 1)[0].lower())
+            out.update(
+                line.split("=", 1)[1].strip()
+                for line in text.splitlines()
+                if "=" in line and "token" in line.split("=", 1)[0].lower()
+            )
     return {t for t in out if len(t) >= _MIN_SECRET}
 
 

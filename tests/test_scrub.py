@@ -30,7 +30,11 @@ CASES = [
     ("https://s3.example/a.csv?X-Amz-Signature=deadbeef1234&x=1", "deadbeef1234", "x=1"),
     ("POST /login password=hunter2 user=bob", "hunter2", "user=bob"),
     ("api_key=sk-live-998877 and access_token=abc.def", "998877", "api_key=***"),
-    ("LABEL_STUDIO_API_KEY=secretvalue99 energizer-hf annotate runs/x", "secretvalue99", "annotate"),
+    (
+        "LABEL_STUDIO_API_KEY=secretvalue99 energizer-hf annotate runs/x",
+        "secretvalue99",
+        "annotate",
+    ),
     ("--hf-token=tok123456 --rounds 3", "tok123456", "--rounds 3"),
     # Authorization headers: HTTP, repr and JSON forms
     (f"Authorization: Token {LS_KEY}", LS_KEY, "Authorization: Token ***"),
@@ -79,8 +83,17 @@ def test_scrub_leaves_ordinary_text_alone(text, monkeypatch):
     assert scrub(text) == text
 
 
-@pytest.mark.parametrize("var", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "LABEL_STUDIO_API_KEY",
-                                 "LABEL_STUDIO_TOKEN", "MY_SERVICE_API_KEY", "CUSTOM_PASSWORD"])
+@pytest.mark.parametrize(
+    "var",
+    [
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "LABEL_STUDIO_API_KEY",
+        "LABEL_STUDIO_TOKEN",
+        "MY_SERVICE_API_KEY",
+        "CUSTOM_PASSWORD",
+    ],
+)
 def test_values_of_secret_environment_variables_are_hidden(monkeypatch, var):
     value = "plainvalue-without-a-shape-42"
     monkeypatch.setenv(var, value)
@@ -88,7 +101,9 @@ def test_values_of_secret_environment_variables_are_hidden(monkeypatch, var):
         assert value not in scrub(text)
     from urllib.parse import quote
 
-    assert quote("s3cr:t/v@l", safe="") not in scrub("x=" + quote("s3cr:t/v@l", safe=""), ["s3cr:t/v@l"])
+    assert quote("s3cr:t/v@l", safe="") not in scrub(
+        "x=" + quote("s3cr:t/v@l", safe=""), ["s3cr:t/v@l"]
+    )
 
 
 def test_extra_secrets_and_short_values(monkeypatch):
@@ -101,7 +116,10 @@ def test_extra_secrets_and_short_values(monkeypatch):
 def test_label_studio_error_body_echoing_the_authorization_header(monkeypatch):
     """Issue 14: a Label Studio error body that echoes the request's headers leaked the key."""
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", LS_KEY)
-    body = {"detail": "Invalid project", "request": {"headers": {"Authorization": f"Token {LS_KEY}"}}}
+    body = {
+        "detail": "Invalid project",
+        "request": {"headers": {"Authorization": f"Token {LS_KEY}"}},
+    }
     # how label_studio_sdk's ApiError prints itself, and the JSON body itself
     api_error = f"headers: {{'content-type': 'application/json'}}, status_code: 400, body: {body}"
     for text in (api_error, json.dumps(body), str(body)):
@@ -140,7 +158,13 @@ def test_stored_login_tokens_are_hidden(tmp_path):
         "assert tok not in scrub('x ' + tok), scrub('x ' + tok)\n"
         "print('ok')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
+    }
     env["HF_HOME"] = str(tmp_path / "hf")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
