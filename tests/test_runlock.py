@@ -18,6 +18,7 @@ import pytest
 
 from energizer_hf.errors import RunDirError, RunLockedError
 from energizer_hf.runlock import RunLock, break_lock, holder_path, launcher_ranks, read_holder
+from tests._readonly import read_only
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLD = [sys.executable, "-m", "tests.scripts.hold_lock"]
@@ -295,30 +296,11 @@ def test_run_dir_that_is_a_file(tmp_path):
 
 @pytest.fixture
 def read_only_run_dir(tmp_path):
-    """A run directory that cannot be written: chmod for a normal user; for root (who
-    writes anywhere) a read-only bind mount, skipped where mounting is not allowed."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "rounds.jsonl").write_text("")
-    if os.geteuid() != 0:
-        os.chmod(run_dir, 0o555)
+    with read_only(run_dir):
         yield run_dir
-        os.chmod(run_dir, 0o755)
-        return
-    cmds = [
-        ["mount", "--bind", str(run_dir), str(run_dir)],
-        ["mount", "-o", "remount,ro,bind", str(run_dir)],
-    ]
-    for i, cmd in enumerate(cmds):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            if i:
-                subprocess.run(["umount", str(run_dir)], capture_output=True)
-            pytest.skip(f"cannot make a read-only directory as root here: {proc.stderr.strip()}")
-    try:
-        yield run_dir
-    finally:
-        subprocess.run(["umount", str(run_dir)], capture_output=True)
 
 
 def test_read_only_run_directory(read_only_run_dir):
