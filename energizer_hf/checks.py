@@ -1,24 +1,21 @@
 """Data, model and run-directory checks made before any work starts.
 
-Each check is a function that raises a named error (see :mod:`energizer_hf.errors`) saying
+Each check is a function that raises a named error (see `energizer_hf.errors`) saying
 what is wrong and what to do, instead of a traceback deep in ``datasets``, ``transformers``
 or torch later, or worse, a run that "works" on wrong data. Columns are checked as Arrow
 arrays (or NumPy arrays): a million-row pool never becomes a Python list.
 
-=========================================  ==========================================
-check                                      error
-=========================================  ==========================================
-:func:`check_missing`                      :class:`MissingValuesError` (or drop rows)
-:func:`check_label_values`                 :class:`LabelMismatchError`
-:func:`check_test_classes`                 :class:`ClassNotInPoolError`
-:func:`check_text_encoding`                :class:`DataEncodingError`
-:func:`check_path_exists`                  :class:`PathNotFoundError`
-:func:`check_model_source`                 :class:`PathNotFoundError`
-:func:`check_tokenizer_files`              :class:`MissingTokenizerError`
-:func:`check_vocab_fits`                   :class:`VocabularyMismatchError`
-:func:`check_sequence_classification`      :class:`UnsupportedModelError`
-:func:`check_run_dir`                      :class:`RunDirError`
-=========================================  ==========================================
+| check | error |
+| --- | --- |
+| `check_missing` | `MissingValuesError` (or the rows to drop) |
+| `check_label_values` | `LabelMismatchError` |
+| `check_test_classes` | `ClassNotInPoolError` |
+| `check_text_encoding` | `DataEncodingError` |
+| `check_path_exists`, `check_model_source` | `PathNotFoundError` |
+| `check_tokenizer_files` | `MissingTokenizerError` |
+| `check_vocab_fits` | `VocabularyMismatchError` |
+| `check_sequence_classification` | `UnsupportedModelError` |
+| `check_run_dir` | `RunDirError` |
 
 Missing values (``on_missing``): a label or text that is ``None``, NaN (pandas' missing
 value in a float column) or empty/whitespace-only is *missing*. ``on_missing="error"``
@@ -132,7 +129,7 @@ def missing_mask(column: Any) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MissingReport:
-    """What :func:`check_missing` found.
+    """What `check_missing` found.
 
     Attributes:
         counts: missing values per column (only columns that have some).
@@ -210,7 +207,7 @@ def check_label_values(labels: Any, *, where: str = "the pool", column: str = "l
     Integral floats (an integer column with NaN, read by pandas) pass: cast them to
     int64 once the missing rows are dropped.
 
-    Call after :func:`check_missing` (missing labels are reported there).
+    Call after `check_missing` (missing labels are reported there).
 
     Raises:
         LabelMismatchError: naming the first bad values and what to do.
@@ -370,7 +367,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def check_path_exists(path: str | os.PathLike, what: str = "path") -> Path:
-    """The path, or :class:`PathNotFoundError` naming it, the working directory and the
+    """The path, or `PathNotFoundError` naming it, the working directory and the
     nearest parent that exists."""
     p = Path(os.path.expanduser(os.fspath(path)))
     if p.exists():

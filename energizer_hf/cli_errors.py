@@ -1,31 +1,28 @@
 """How the command line fails: one line on stderr and a documented exit status.
 
-Every failure ends in one line::
+Every failure ends in one line:
 
     energizer-hf: error: <Name>: <what to do>
 
 where ``<Name>`` is the exception's class and the message says what was wrong and how to
-fix it; the line is scrubbed of tokens and credentials (:func:`energizer_hf.scrub.scrub`).
+fix it; the line is scrubbed of tokens and credentials (`energizer_hf.scrub.scrub`).
 With ``--debug`` the (scrubbed) traceback is printed first, and the line still ends the
 output. Argument errors of ``argparse`` already print ``energizer-hf: error: ...`` and exit
 with 2.
 
-Exit statuses (:data:`EXIT_STATUSES`):
+Exit statuses (`EXIT_STATUSES`):
 
-====  ==============================================================================
-code  meaning
-====  ==============================================================================
-0     success
-1     unexpected error (a bug): re-run with ``--debug`` and report the traceback
-2     usage or configuration: a bad value, an unknown field or strategy, a missing
-      configuration, data or model path, a budget that cannot work
-3     data or model: missing values, labels, classes, encodings, tokenizer, model head
-4     run directory: in use (locked), damaged, another run's, not writable, disk full
-5     remote server: the Hugging Face Hub or Label Studio failed or refused
-6     out of memory: lower the batch sizes or lengths and re-run to resume
-130   interrupted (Ctrl-C): says where it stopped; re-run the same command to resume
-141   output pipe closed (``energizer-hf strategies | head``): no message
-====  ==============================================================================
+| code | meaning |
+| --- | --- |
+| 0 | success |
+| 1 | unexpected error (a bug): re-run with `--debug` and report the traceback |
+| 2 | usage or configuration: a bad value, an unknown field or strategy, a missing configuration, data or model path, a budget that cannot work |
+| 3 | data or model: missing values, labels, classes, encodings, tokenizer, model head |
+| 4 | run directory: in use (locked), damaged, another run's, not writable, disk full |
+| 5 | remote server: the Hugging Face Hub or Label Studio failed or refused |
+| 6 | out of memory: lower the batch sizes or lengths and re-run to resume |
+| 130 | interrupted (Ctrl-C): says where it stopped; re-run the same command to resume |
+| 141 | output pipe closed (output piped into `head`): no message |
 
 >>> import io
 >>> err = io.StringIO()
@@ -235,7 +232,7 @@ def error_line(
 
 class CliFailure:
     """Context manager around a CLI command: any exception becomes one line on ``stream``
-    and :attr:`status`; nothing propagates except ``SystemExit``.
+    and `status`; nothing propagates except ``SystemExit``.
 
     Args:
         debug: print the scrubbed traceback before the line (``--debug``).
@@ -301,7 +298,7 @@ class CliFailure:
 def run_command(
     fn: Callable[[CliFailure], int | None], *, debug: bool = False, **kwargs: Any
 ) -> int:
-    """Run ``fn(frame)`` inside a :class:`CliFailure`; its return value (``None``: 0) or the
+    """Run ``fn(frame)`` inside a `CliFailure`; its return value (``None``: 0) or the
     failure's exit status.
 
     >>> run_command(lambda frame: 0)

@@ -18,11 +18,11 @@ The rules come from the dataclass's own type hints (``int``, ``float``, ``bool``
 * **list[X]**: a list or tuple whose items are each an ``X``; a lone scalar is an error.
 * **dict[K, V]**: a mapping whose keys and values are coerced. A string where a mapping is
   expected is an error, unless the caller passes a hook for that field, such as
-  :func:`single_split_files`, which follows ``datasets.load_dataset``'s convention
+  `single_split_files`, which follows ``datasets.load_dataset``'s convention
   (``data_files: train.csv`` is ``{train: train.csv}``).
 * **Literal[...]**: one of the values (strings compared without case).
 
-Errors are :class:`~energizer_hf.errors.ConfigError` listing every bad field with its value
+Errors are `ConfigError` listing every bad field with its value
 (scrubbed of credentials), the expected type, and the field's help text.
 
 >>> from dataclasses import dataclass

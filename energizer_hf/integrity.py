@@ -2,8 +2,8 @@
 
 Run on every resume (under the run's lock, before the label state is opened) and by
 ``energizer-hf check RUN_DIR`` / ``energizer-hf repair RUN_DIR``. It reads the files named
-by a :class:`RunFiles` (``RunDir`` provides them) and returns an :class:`IntegrityReport`
-listing each problem with what to do, and whether :func:`check_run_files` with
+by a `RunFiles` (``RunDir`` provides them) and returns an `IntegrityReport`
+listing each problem with what to do, and whether `check_run_files` with
 ``repair=True`` fixes it safely.
 
 What is checked:
@@ -11,11 +11,11 @@ What is checked:
 * **records** (``rounds.jsonl``): a torn last line (a write cut by a crash) is dropped and
   its round redone; a last record that only lacks its newline gets it (otherwise the next
   append would glue onto it); a damaged line before the end, a round recorded twice or
-  rounds out of order are errors (:class:`~energizer_hf.errors.CorruptRecordsError`).
+  rounds out of order are errors (`CorruptRecordsError`).
 * **label state** (``pool/label_state.npy`` and ``pool/pool.json``): a missing state while
   records exist, or a truncated / overwritten / foreign file, is an error that names the
-  repair (:class:`~energizer_hf.errors.RunStateMismatchError`,
-  :class:`~energizer_hf.errors.CorruptLabelStateError`) instead of the run silently going
+  repair (`RunStateMismatchError`,
+  `CorruptLabelStateError`) instead of the run silently going
   on from an empty state, or ``mmap length is greater than file size``; a lost
   ``pool.json`` is rebuilt from ``run.json``.
 * **agreement**: each record's ``num_labelled`` / ``num_train`` / ``num_validation`` equal
@@ -108,7 +108,7 @@ class Problem:
         message: what is wrong.
         fix: what to do.
         repairable: ``check_run_files(..., repair=True)`` fixes it safely.
-        error: the exception class raised for it by :meth:`IntegrityReport.raise_for_errors`.
+        error: the exception class raised for it by `IntegrityReport.raise_for_errors`.
     """
 
     code: str
@@ -125,7 +125,7 @@ class Problem:
 
 @dataclass
 class IntegrityReport:
-    """The result of :func:`check_run_files`.
+    """The result of `check_run_files`.
 
     Attributes:
         run_dir: the run directory.
@@ -698,7 +698,7 @@ def check_run_files(files: RunFiles, *, repair: bool = False) -> IntegrityReport
             without a record. Nothing else is ever changed.
 
     Returns:
-        The :class:`IntegrityReport`; call :meth:`~IntegrityReport.raise_for_errors` to
+        The `IntegrityReport`; call `raise_for_errors` to
         refuse an inconsistent directory.
     """
     return _Check(files, repair).run()

@@ -1,16 +1,16 @@
 """One writer per run directory: an exclusive lock held for a whole run.
 
 A run (and ``push``, ``annotate``, ``collect``) holds the lock of its run directory from
-start to end; a second process on the same directory gets :class:`RunLockedError` naming
+start to end; a second process on the same directory gets `RunLockedError` naming
 the holder (pid, host, user, start time, command line) instead of silently writing every
 round twice.
 
 How it works:
 
-* the lock itself is an OS file lock (``flock`` through :mod:`filelock`) on the run
+* the lock itself is an OS file lock (``flock`` through `filelock`) on the run
   directory's lock file (``RunDir`` names it; conventionally ``<run_dir>/.lock``). The OS
   releases it when the holder dies, even on ``SIGKILL``.
-* next to it, ``<lock file>.json`` (:func:`holder_path`) describes the holder; it is
+* next to it, ``<lock file>.json`` (`holder_path`) describes the holder; it is
   written atomically after the lock is taken and removed before it is released. It names
   the holder in errors, and protects file systems where file locks do not reach every
   machine (some NFS set-ups): when the lock is free but the description names a process
@@ -21,7 +21,7 @@ How it works:
   - on this host with that process alive: the file system does not enforce the lock;
     refused;
   - on another host: whether it is alive cannot be known from here; refused, and
-    ``energizer-hf unlock RUN_DIR`` (:func:`break_lock`) breaks it once you know that
+    ``energizer-hf unlock RUN_DIR`` (`break_lock`) breaks it once you know that
     run is gone.
 
 * a multi-process job (``torchrun``, ``accelerate launch``, Lightning DDP, SLURM) takes it
@@ -31,8 +31,8 @@ How it works:
 * within one process the lock is re-entrant: ``learner.collect()`` calling ``run()``, or
   ``push`` inside a locked run, does not lock itself out.
 * a run directory that cannot be written (read-only) cannot be locked: with
-  ``allow_read_only=True`` the lock is skipped and :attr:`RunLock.read_only` says so (for
-  commands that only read, e.g. showing a finished run); otherwise :class:`RunDirError`.
+  ``allow_read_only=True`` the lock is skipped and `RunLock.read_only` says so (for
+  commands that only read, e.g. showing a finished run); otherwise `RunDirError`.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / ".lock"
@@ -76,7 +76,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: How a user breaks a stale lock (``{run_dir}`` is filled in); the CLI command that
-#: calls :func:`break_lock`.
+#: calls `break_lock`.
 BREAK_COMMAND = "energizer-hf unlock {run_dir}"
 _FORMAT = 1
 
@@ -222,11 +222,11 @@ class RunLock:
             run directory) is created when missing.
         timeout: seconds to wait for a busy lock (``0``: fail at once).
         allow_read_only: on a directory that cannot be written, go on without a lock
-            (:attr:`read_only` is then true and nothing may be written) instead of raising.
+            (`read_only` is then true and nothing may be written) instead of raising.
         command: the command line to record (default: this process's ``sys.argv``,
             scrubbed of credentials).
 
-    Raises (from :meth:`acquire` / ``with``):
+    Raises (from `acquire` / ``with``):
         RunLockedError: another process holds the lock; the message names it and says how
             to break a stale lock.
         RunDirError: the directory cannot be written (and ``allow_read_only`` is false),

@@ -1,7 +1,7 @@
 """One scrubber of tokens and credentials for every message that quotes user input or a
 server's reply.
 
-Anything that may echo a secret passes through :func:`scrub` before it is shown, logged or
+Anything that may echo a secret passes through `scrub` before it is shown, logged or
 written: error messages that quote a configuration value (a token pasted into
 ``hub_repo_id`` or into a dataset URL), replies of the Hub or of Label Studio (a server
 that echoes the ``Authorization`` header), command lines stored in a run directory, and
@@ -10,7 +10,7 @@ tracebacks printed by ``--debug``.
 What is replaced by ``***`` (the shape of the text around it is kept, so the message still
 reads):
 
-* the current values of known secret environment variables (:data:`SECRET_ENV_VARS`, and
+* the current values of known secret environment variables (`SECRET_ENV_VARS`, and
   any variable whose name ends in ``TOKEN``, ``API_KEY``, ``SECRET``, ``PASSWORD`` ...),
   the tokens stored by ``hf auth login``, and any extra secrets passed in; also their
   URL-encoded forms;
