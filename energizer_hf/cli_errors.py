@@ -43,6 +43,7 @@ from typing import IO, Any
 from energizer_hf.scrub import scrub
 
 __all__ = [
+    "CliFailure",
     "EXIT_DATA",
     "EXIT_INTERRUPTED",
     "EXIT_MEMORY",
@@ -52,7 +53,6 @@ __all__ = [
     "EXIT_STATUSES",
     "EXIT_UNEXPECTED",
     "EXIT_USAGE",
-    "CliFailure",
     "error_line",
     "exit_status",
     "run_command",
