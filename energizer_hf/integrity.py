@@ -263,8 +263,14 @@ class _Check:
         if f.revisions is not None:
             folders.add(Path(f.revisions))
         root = Path(f.root)
-        if root.is_dir():
-            folders |= {p for p in root.iterdir() if p.is_dir() and not p.is_symlink()}
+        if root.is_dir():  # and the run directory's sub-folders (not the stale ones)
+            folders |= {
+                p
+                for p in root.iterdir()
+                if p.is_dir()
+                and not p.is_symlink()
+                and not any(r.match(p.name) for r in _STALE_NAMES)
+            }
         found: list[Path] = []
         for folder in sorted(folders):
             if not folder.is_dir():

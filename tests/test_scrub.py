@@ -168,3 +168,23 @@ def test_stored_login_tokens_are_hidden(tmp_path):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "repo_id, secret",
+    [
+        (HF, HF),
+        (f"me/data?token={HF}", HF),
+        ("https://me:s3cretpw@huggingface.co/datasets/me/x", "s3cretpw"),
+    ],
+)
+def test_real_repo_id_errors_that_echo_a_pasted_token(repo_id, secret, monkeypatch):
+    """Issue 14: a token pasted into hub_repo_id was echoed back by the error."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    from energizer_hf.errors import EnergizerError
+    from energizer_hf.hub import validate_repo_id
+
+    with pytest.raises(EnergizerError) as info:
+        validate_repo_id(repo_id, "hub_repo_id")
+    assert secret not in error_text(info.value) and "hub_repo_id" in error_text(info.value)
