@@ -170,7 +170,8 @@ class CorruptRecordsError(RunIntegrityError):
 
 
 class CorruptLabelStateError(RunIntegrityError):
-    """The label state file is truncated, overwritten or of the wrong format."""
+    """A stored label state (``label_state.npy``, a tag or multi-hot store) is truncated,
+    overwritten, inconsistent or of the wrong format."""
 
 
 class RunStateMismatchError(RunIntegrityError):
