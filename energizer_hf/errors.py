@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 __all__ = [
+    "AcceleratorUnavailableError",
     "BudgetError",
     "BudgetRateError",
+    "ClassNotInPoolError",
     "ColumnNotFoundError",
+    "ConfigError",
+    "ConfigFileError",
     "ConfigMismatchError",
     "CorruptIndexError",
     "CorruptLabelStateError",
+    "CorruptRecordsError",
+    "DataEncodingError",
     "DataFormatError",
     "DatasetMismatchError",
     "EmptyLabelSetError",
@@ -20,14 +26,23 @@ __all__ = [
     "InvalidScoresError",
     "InvalidTagsError",
     "LabelMismatchError",
+    "MissingTokenizerError",
+    "MissingValuesError",
     "NotResumableError",
+    "PathNotFoundError",
     "PoolExhaustedWarning",
+    "RunDirError",
+    "RunIntegrityError",
+    "RunLockedError",
+    "RunStateMismatchError",
     "StreamInputError",
     "StreamStateError",
     "TagLengthMismatchError",
     "UnknownLabelError",
     "UnknownStrategyError",
     "UnsentItemError",
+    "UnsupportedModelError",
+    "VocabularyMismatchError",
 ]
 
 
@@ -144,5 +159,85 @@ class DataFormatError(EnergizerError):
     names the file and line."""
 
 
-class CorruptLabelStateError(EnergizerError):
-    """A stored label state (tag or multi-hot store) is inconsistent or damaged."""
+# ---------------------------------------------------------------------- configuration
+class ConfigError(EnergizerError):
+    """Configuration values of the wrong type, unknown fields, or settings the machine
+    cannot honour. Lists every bad field at once (``errors``: one line per field)."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file that is missing, not valid YAML, or not a mapping of fields."""
+
+
+class AcceleratorUnavailableError(ConfigError):
+    """An accelerator or a number of devices that this machine does not have."""
+
+
+# ---------------------------------------------------------------------- data and model
+class PathNotFoundError(EnergizerError, FileNotFoundError):
+    """A data, model or tokenizer path that does not exist."""
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingValuesError(EnergizerError):
+    """Labels or texts that are missing (None, NaN or empty) where a value is needed."""
+
+
+class ClassNotInPoolError(LabelMismatchError):
+    """The test split has a class that never occurs in the pool: it could never be learned."""
+
+
+class DataEncodingError(DataFormatError):
+    """A text file that is not in the expected encoding (UTF-8 unless told otherwise)."""
+
+
+class MissingTokenizerError(EnergizerError):
+    """A model directory without tokenizer files, and no tokenizer given."""
+
+
+class VocabularyMismatchError(EnergizerError):
+    """A tokenizer that produces ids beyond the model's embedding matrix."""
+
+
+class UnsupportedModelError(EnergizerError):
+    """A model type without the head the task needs (e.g. no sequence classification)."""
+
+
+# ---------------------------------------------------------------------- run directory
+class RunDirError(EnergizerError):
+    """A run directory that cannot be used: a file, not writable, or in use."""
+
+
+class RunLockedError(RunDirError):
+    """Another process holds the run directory's lock; ``holder`` describes it."""
+
+    def __init__(self, message: str, holder: dict | None = None) -> None:
+        super().__init__(message)
+        self.holder = dict(holder or {})
+
+
+class RunIntegrityError(RunDirError):
+    """The files of a run directory disagree or are damaged; ``problems`` lists them."""
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class CorruptRecordsError(RunIntegrityError):
+    """``rounds.jsonl`` has a damaged line that is not the last (or rounds out of order)."""
+
+
+class CorruptLabelStateError(RunIntegrityError):
+    """A stored label state (``label_state.npy``, a tag or multi-hot store) is truncated,
+    overwritten, inconsistent or of the wrong format."""
+
+
+class RunStateMismatchError(RunIntegrityError):
+    """Records, label state, revisions or final model of a run disagree."""

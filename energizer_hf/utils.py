@@ -9,17 +9,21 @@ import os
 import random
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "JsonlScan",
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_json",
     "dataset_fingerprint",
     "read_jsonl",
+    "repair_jsonl_tail",
+    "scan_jsonl",
     "seed_everything",
 ]
 
@@ -77,32 +81,134 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON record as a line and fsync it.
 
-    A crash can at worst leave a truncated last line, which :func:`read_jsonl` drops.
+    A crash can at worst leave a truncated last line: :func:`read_jsonl` ignores it, and
+    the next append first cuts it off (:func:`repair_jsonl_tail`) instead of gluing the new
+    record onto it.
     """
     line = json.dumps(record, sort_keys=True, default=_json_default) + "\n"
+    repair_jsonl_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines, ignoring a truncated (unparsable) final line left by a crash."""
+@dataclass
+class JsonlScan:
+    """What :func:`scan_jsonl` found in a JSON-lines file.
+
+    Attributes:
+        records: the parsed records (JSON objects), in order.
+        lines: the 1-based line number of each record.
+        good_bytes: length of the prefix made of complete, newline-terminated lines (plus a
+            complete last record that only lacks its newline).
+        size: the file's size in bytes.
+        tail: ``None``; ``"torn"`` when the last line is not a JSON object (a torn write,
+            dropped); ``"unterminated"`` when it is one but lacks its final newline.
+        bad_lines: 1-based numbers of damaged lines that are *not* the last line.
+    """
+
+    records: list[dict] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    good_bytes: int = 0
+    size: int = 0
+    tail: str | None = None
+    bad_lines: list[int] = field(default_factory=list)
+
+
+def scan_jsonl(path: str | os.PathLike) -> JsonlScan:
+    """Parse a JSON-lines file line by line (as bytes: a torn multi-byte character is a
+    damaged line, not a decoding error of the whole file)."""
     path = Path(path)
+    scan = JsonlScan()
     if not path.exists():
-        return []
-    records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
+        return scan
+    data = path.read_bytes()
+    scan.size = len(data)
+    chunks = data.split(b"\n")
+    last = len(chunks) - 1  # the part after the final newline ("" when terminated)
+    while last > 0 and not chunks[last].strip():
+        last -= 1
+    offset = 0
+    for i, chunk in enumerate(chunks):
+        terminated = i < len(chunks) - 1
+        end = offset + len(chunk) + (1 if terminated else 0)
+        if not chunk.strip():
+            if terminated and not scan.tail:
+                scan.good_bytes = end
+            offset = end
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # torn write of the last record
-            raise
-    return records
+            obj = json.loads(chunk.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            obj = None
+        if not isinstance(obj, dict):
+            if i == last:
+                scan.tail = "torn"
+            else:
+                scan.bad_lines.append(i + 1)
+            offset = end
+            continue
+        if not scan.bad_lines:
+            scan.records.append(obj)
+            scan.lines.append(i + 1)
+            scan.good_bytes = end
+            if not terminated:
+                scan.tail = "unterminated"
+        offset = end
+    return scan
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read JSON lines, ignoring a truncated (unparsable) final line left by a crash.
+
+    Raises:
+        CorruptRecordsError: a damaged line that is not the last (named by its number).
+    """
+    scan = scan_jsonl(path)
+    if scan.bad_lines:
+        from energizer_hf.errors import CorruptRecordsError
+
+        first = scan.bad_lines[0]
+        raise CorruptRecordsError(
+            f"Line {first} of '{path}' is not a JSON record, and it is not the last line (so not "
+            "a torn write): the file was edited or damaged. Restore it from a backup, or delete "
+            f"line {first} and the lines after it (for rounds.jsonl, those rounds are redone on "
+            "the next run)."
+        )
+    return scan.records
+
+
+def repair_jsonl_tail(path: str | os.PathLike) -> str | None:
+    """Make a JSON-lines file end with a complete line: cut off a torn last line, or add
+    the newline a complete last record lacks. Returns ``"torn"``, ``"unterminated"`` or
+    ``None`` (nothing to do). Cheap: reads only the end of the file when it is fine."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return None
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) == b"\n":
+                return None
+    except FileNotFoundError:
+        return None
+    scan = scan_jsonl(path)
+    if scan.bad_lines:  # damage before the end: not a torn write; read_jsonl names it
+        return None
+    if scan.tail == "unterminated":
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    elif scan.tail == "torn" or scan.good_bytes < scan.size:
+        with open(path, "r+b") as fh:
+            fh.truncate(scan.good_bytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return "torn"
+    return scan.tail
 
 
 def _json_default(obj: Any) -> Any:

@@ -7,11 +7,19 @@ import pytest
 MODULES = [
     "energizer_hf",
     "energizer_hf.acquisition_functions",
+    "energizer_hf.checks",
+    "energizer_hf.cli_errors",
+    "energizer_hf.config_types",
+    "energizer_hf.errors",
     "energizer_hf.formats",
     "energizer_hf.functional",
     "energizer_hf.hub",
+    "energizer_hf.integrity",
     "energizer_hf.oracles",
     "energizer_hf.query_strategies",
+    "energizer_hf.runlock",
+    "energizer_hf.scrub",
+    "energizer_hf.utils",
 ]
 
 
