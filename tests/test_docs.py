@@ -188,3 +188,43 @@ def test_dataclass_fields_table():
     assert rows[0] == "| field | type | default | meaning |" and len(rows) == 2 + len(fields)
     assert rows[2].startswith("| `dataset` | `str | None` | `None` | Hub dataset name")
     assert roles.fields_table(int) is None
+
+
+def _user_facing_texts():
+    import json
+
+    for path in [ROOT / "README.md", *DOCS.rglob("*.md"), *(ROOT / "examples").rglob("*.md"),
+                 *(ROOT / "examples").glob("*.py"), *(ROOT / "examples").glob("*.yaml")]:
+        yield path, path.read_text()
+    for nb in (ROOT / "examples" / "notebooks").glob("*.ipynb"):
+        yield nb, "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+
+
+# `pip install energizer_hf` in any quoting, with options or extras; not `energizer_hf @ git+...`
+_SEP = r"""(?:",\s*"|\s+)"""  # between words: a space, or `", "` in an argument list
+PYPI_INSTALL_RE = re.compile(
+    rf"""pip{_SEP}install{_SEP}(?:-\S+{_SEP})*["']?energizer[_-]hf(?![^\n]*\s@\s)(?:\[|["'\s]|$)""", re.M
+)
+
+
+def test_install_instructions_are_true():
+    """energizer_hf is on no index: no page says `pip install energizer_hf` / "from PyPI" or
+    links a Colab badge to a repository, except docs/install.md's "once a release exists"."""
+    install = (DOCS / "install.md").read_text()
+    released = install[install.index("## Once a release exists on PyPI"):]
+    released = released[: released.index("\n## ", 1)]
+    assert PYPI_INSTALL_RE.search(released)
+    wrong = []
+    for path, text in _user_facing_texts():
+        if path == DOCS / "install.md":
+            text = text.replace(released, "")
+        for pattern in (PYPI_INSTALL_RE, re.compile(r"from PyPI(?![^\n]*once a release exists)"), re.compile(r"colab\.research\.google\.com/github")):
+            wrong += [f"{path.relative_to(ROOT)}: {m.group(0)!r}" for m in pattern.finditer(text)]
+    assert not wrong, wrong
+    # the pages that tell how to install point to the one page that does
+    for page in ("README.md", "docs/quickstart.md", "docs/index.md", "examples/LABEL_STUDIO.md"):
+        assert "install.md" in (ROOT / page).read_text(), page
+    release = ROOT / ".ci" / "release"
+    assert release.is_file() and os.access(release, os.X_OK)
+    workflow = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    assert ".ci/release" in workflow and "NOT RUN" in workflow and "has **not\nbeen run**" in install
