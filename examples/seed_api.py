@@ -4,6 +4,8 @@
 
 A two-layer MLP on synthetic 2-D data; entropy sampling picks points near the class
 boundary. Replace the data and the module with yours: nothing else changes.
+
+Install energizer_hf first, from a checkout or a wheel (docs/install.md; it is not on PyPI yet).
 """
 
 import pytorch_lightning as pl

@@ -151,3 +151,70 @@ def test_anchoral_yaml_example_runs_through_cli(tiny_local_setup):
     assert "test/minority_f1" in records[0] and "queried_minority_share" in records[0]
     stores = list((tmp / "ann-cache").iterdir())
     assert len(stores) == 1 and (stores[0] / "embeddings.npy").exists() and (stores[0] / "index-flat.faiss").exists()
+
+
+AG_NEWS_NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+@pytest.mark.integration
+def test_config_yaml_dataset_loads_from_a_hub_repo(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    """The config's `dataset`, `text_column` and `label_column`, with no data override.
+
+    A Hub-compatible server (tests/hubsim) holds a dataset repo under the config's name laid
+    out as the Hub holds `fancyzhx/ag_news` (Parquet under data/, a `text` string column and
+    a `label` ClassLabel with the four AG News names; the rows are the demo data's). The real
+    `datasets` client loads it by name, as it would from the Hub; a script dataset or a
+    missing column fails here.
+    """
+    import json
+
+    import datasets
+    import yaml
+    from transformers import AutoModel
+
+    from tests.hubsim.server import SCRUBBED_ENV, HubServer
+
+    fields = yaml.safe_load((ROOT / "examples" / "config.yaml").read_text())
+    repo = fields["dataset"]
+    features = datasets.Features(
+        {fields["text_column"]: datasets.Value("string"), fields["label_column"]: datasets.ClassLabel(names=AG_NEWS_NAMES)}
+    )
+    folder = tmp_path / "repo"
+    (folder / "data").mkdir(parents=True)
+    for split, n in (("train", 200), ("test", 60)):
+        part = demo_data[split].filter(lambda y: y < 4, input_columns="label").select(range(n))
+        table = {fields["text_column"]: part["text"][:], fields["label_column"]: part["label"][:]}
+        datasets.Dataset.from_dict(table, features=features).to_parquet(
+            folder / "data" / f"{split}-00000-of-00001.parquet"
+        )
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+        "  - split: test\n    path: data/test-*\n---\n# AG News (test copy)\n"
+    )
+    AutoModel.from_config(tiny_bert_config).save_pretrained(tmp_path / "model")
+    demo_tokenizer.save_pretrained(tmp_path / "model")
+    with HubServer(tmp_path / "hub") as hub:
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+        env.update(hub.client_env(hf_home=tmp_path / "hf_home"))
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false")
+        upload = (
+            "import sys\nfrom huggingface_hub import HfApi\napi = HfApi()\n"
+            "api.create_repo(sys.argv[1], repo_type='dataset')\n"
+            "api.upload_folder(repo_id=sys.argv[1], folder_path=sys.argv[2], repo_type='dataset')\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", upload, repo, str(folder)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        run_dir = tmp_path / "cli-run"
+        proc = subprocess.run(
+            [sys.executable, "-m", "energizer_hf", "run", str(ROOT / "examples" / "config.yaml"),
+             "--model", str(tmp_path / "model"), "--rounds", "1", "--query-size", "10",
+             "--initial-size", "10", "--max-epochs", "1", "--max-length", "32",
+             "--run-dir", str(run_dir), "--progress", "false"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(ln) for ln in (run_dir / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+    assert [r["num_labelled"] for r in records] == [10, 20]
+    run = json.loads((run_dir / "run.json").read_text())["config"]["run"]
+    assert run["dataset"] == repo and run["data_files"] is None

@@ -1,21 +1,34 @@
-"""Run every example notebook top to bottom, offline, in smoke mode (tiny data and model)."""
+"""Run every example notebook top to bottom, offline, in smoke mode (tiny data and model).
+
+The notebooks run as a user runs them: their install cell installs energizer_hf from a wheel
+(built once per test session from a copy of this checkout) into a fresh virtual environment
+whose kernel executes the notebook. The venv sees the test environment's packages
+(``--system-site-packages``), so torch and the other dependencies are not installed again,
+and nothing is installed into the test environment itself.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
+import shutil
+import site
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "examples" / "notebooks").glob("*.ipynb"))
-COLAB = "https://colab.research.google.com/github/energizer-hf/energizer_hf/blob/main/examples/notebooks/"
+KERNEL = "energizer-hf-wheel"
 
-_missing = [m for m in ("nbformat", "nbclient", "ipykernel") if importlib.util.find_spec(m) is None]
+_missing = [m for m in ("nbformat", "nbclient", "ipykernel", "build") if importlib.util.find_spec(m) is None]
 needs_jupyter = pytest.mark.skipif(
     bool(_missing),
-    reason=f"executing notebooks needs {', '.join(_missing)} (pip install nbclient ipykernel)",
+    reason=f"executing notebooks needs {', '.join(_missing)} (pip install -e '.[dev]')",
 )
 
 
@@ -23,45 +36,151 @@ def test_there_are_notebooks():
     assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "compare_strategies", "human_in_the_loop"}
 
 
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("nbformat") is None, reason="needs nbformat")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean(path):
-    """Valid nbformat 4, a Colab badge to itself, a guarded install cell, no stored outputs."""
+    """Valid nbformat 4; one install source at the top; GPU, progress and own-CSV cells; no
+    stored outputs; no badge to a repository that does not exist; no PyPI install."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    assert nb.cells[0].cell_type == "markdown" and COLAB + path.name in nb.cells[0].source
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert 'find_spec("energizer_hf") is None' in code[0].source and "pip" in code[0].source
-    for cell in code:
-        assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: stored outputs"
+    text = "\n".join(c.source for c in nb.cells)
+    assert "colab.research.google.com/github" not in text and "colab-badge" not in text
+    code = _code(nb)
+    install = code[0]
+    # the single source variable, overridable by the environment, and the install uses it
+    assert 'ENERGIZER_HF_SOURCE = os.environ.get("ENERGIZER_HF_SOURCE", "")' in install
+    assert install.count("ENERGIZER_HF_SOURCE =") == 1
+    assert re.search(r'source = ENERGIZER_HF_SOURCE\b', install) and "pip" in install
+    assert not re.search(r"""pip", "install", "-q", "energizer_hf""", text)
+    assert "docs/install.md" in nb.cells[0].source and "Upload notebook" in nb.cells[0].source
+    setup = next(c for c in code if "hardware = dict(" in c)
+    assert "torch.cuda.is_available()" in setup and '"bf16-mixed"' in setup and '"16-mixed"' in setup
+    assert "print(" in setup
+    assert any("progress=not SMOKE" in c and "settings.update(hardware" in c for c in code)
+    data = next(c for c in code if "MY_CSV =" in c)
+    assert 'load_dataset("csv", data_files=MY_CSV)' in data and "TEXT_COLUMN, LABEL_COLUMN" in data
+    assert 'drive.mount("/content/drive")' in data and "ON_COLAB" in data
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: stored outputs"
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built once per session from a copy (the tree is not touched)."""
+    work = tmp_path_factory.mktemp("wheel")
+    src = work / "src"
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "site", "*.egg-info", "__pycache__", "runs", ".venv*",
+            "energizer_demo", "lightning_logs", ".pytest_cache", ".ruff_cache",
+        ),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(work / "dist"), str(src)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = (work / "dist").glob("energizer_hf-*-py3-none-any.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def notebook_venv(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh venv for the kernel, and a JUPYTER_PATH naming its kernel spec.
+
+    ``--system-site-packages`` shows it the base interpreter's packages; when the tests
+    themselves run in a venv, a ``.pth`` file adds that venv's site-packages too (after the
+    new venv's own, so the wheel installed there wins). pip comes from those packages and
+    installs into the new venv (its ``sys.prefix``).
+    """
+    root = tmp_path_factory.mktemp("nb-venv")
+    venv = root / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True, timeout=300,
+    )
+    python = venv / "bin" / "python"
+    if sys.prefix != sys.base_prefix:
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        Path(purelib, "_energizer_test_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    spec = root / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "energizer_hf from the test wheel",
+        "language": "python",
+    }))
+    return venv, root / "jupyter"
+
+
+def _outputs_text(cell) -> str:
+    parts = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif "text/plain" in o.get("data", {}):
+            parts.append(o["data"]["text/plain"])
+    return "".join(parts)
 
 
 @pytest.mark.slow
 @needs_jupyter
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs(path, tmp_path, built_wheel, notebook_venv, demo_data):
     import nbformat
+    import torch
     from nbclient import NotebookClient
 
+    venv, jupyter_path = notebook_venv
     nb = nbformat.read(path, as_version=4)
     env = {
+        "ENERGIZER_HF_SOURCE": str(built_wheel),  # the install cell installs the wheel
         "ENERGIZER_HF_NOTEBOOK_SMOKE": "1",
+        "JUPYTER_PATH": str(jupyter_path),
         "OMP_NUM_THREADS": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "TMPDIR": str(tmp_path),  # the notebooks' smoke runs go to tempfile.mkdtemp()
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": None,  # the kernel must not see this checkout
+        "ENERGIZER_HF_CSV": None,
     }
+    if path.stem == "quickstart":  # the own-CSV cell: string labels, read with load_dataset("csv")
+        csv = tmp_path / "my_texts.csv"
+        names = demo_data["train"].features["label"].names
+        both = [demo_data["train"], demo_data["test"]]
+        rows = [(t, names[y]) for d in both for t, y in zip(d["text"][:], d["label"][:])]
+        import csv as csv_module
+
+        with open(csv, "w", newline="") as f:
+            writer = csv_module.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+        env["ENERGIZER_HF_CSV"] = str(csv)
     old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits this process's environment
+    for k, v in env.items():  # the kernel inherits this process's environment
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         client = NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+            nb, timeout=600, kernel_name=KERNEL, resources={"metadata": {"path": str(tmp_path)}}
         )
         client.execute()  # raises CellExecutionError on the first failing cell
     finally:
@@ -70,17 +189,33 @@ def test_notebook_runs(path, tmp_path):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    # the install cell installed the wheel into the venv and the notebook imported that copy
+    match = re.search(r"energizer_hf (\S+) from (\S+)", _outputs_text(code[0]))
+    assert match, _outputs_text(code[0])
+    imported = Path(match.group(2)).resolve()
+    assert imported.is_relative_to(venv.resolve()) and not imported.is_relative_to(ROOT), imported
+    assert (imported / "__init__.py").is_file()
+    # the hardware choice is printed, and is the one this machine calls for
+    setup = next(_outputs_text(c) for c in code if "hardware = dict(" in c.source)
+    expected = "accelerator=gpu" if torch.cuda.is_available() else "accelerator=cpu, precision=32-true"
+    assert expected in setup, setup
+    if path.stem == "quickstart":
+        data_out = next(_outputs_text(c) for c in code if "MY_CSV =" in c.source)
+        assert "classes: ['cooking', 'finance', 'politics', 'science', 'sports']" in data_out, data_out
+        assert (next(tmp_path.glob("energizer-quickstart-*")) / "learning_curves.png").is_file()
     if path.stem in ("quickstart", "compare_strategies"):  # the learning curves are inline
         assert any(
-            "image/png" in o.get("data", {})
-            for c in nb.cells
-            if c.cell_type == "code"
-            for o in c.outputs
+            "image/png" in o.get("data", {}) for c in code for o in c.outputs
         ), f"{path.name}: no inline plot"
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-    ]
-    assert not errors, errors
+    # every learning curve moves: the final round is clearly better than the first
+    curves = sorted(tmp_path.glob("energizer-*/**/rounds.jsonl"))
+    assert len(curves) == {"quickstart": 2, "compare_strategies": 4, "human_in_the_loop": 1}[path.stem]
+    for rounds in curves:
+        acc = [json.loads(line)["test/accuracy"] for line in rounds.read_text().splitlines() if line.strip()]
+        assert acc[-1] >= acc[0] + 0.15, (str(rounds), acc)
 
 
 # ---------------------------------------------------------------- WidgetOracle (no kernel)
