@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from energizer_hf.distributed import broadcast_from_rank0 as _broadcast
+from energizer_hf.distributed import env_rank
 from energizer_hf.errors import (
     BudgetError,
     ConfigMismatchError,
@@ -38,8 +39,7 @@ from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, AwaitingAnno
 from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
 from energizer_hf.results import RoundResults
 from energizer_hf.scoring import QueryContext
-from energizer_hf.scoring import broadcast_from_rank0 as _broadcast
-from energizer_hf.utils import append_jsonl, atomic_write_json, read_jsonl
+from energizer_hf.utils import append_jsonl, atomic_write_json, read_jsonl, round_seed
 
 __all__ = ["ActiveLoop", "Backend", "LoopSettings"]
 
@@ -141,20 +141,6 @@ class Backend(Protocol):
     def save_model_state(self, path: Path) -> None: ...
 
     def load_model_state(self, path: Path) -> None: ...
-
-
-def round_seed(seed: int, round: int) -> int:
-    """A 32-bit seed that depends on the run's seed and the round."""
-    return int(np.random.SeedSequence([seed, round + 1]).generate_state(1)[0])
-
-
-def env_rank() -> int:
-    """This process's global rank from the launcher's environment, without initialising
-    anything (``RANK`` from torchrun/accelerate, ``LOCAL_RANK`` from Lightning's launcher)."""
-    for key in ("RANK", "LOCAL_RANK"):
-        if key in os.environ:
-            return int(os.environ[key])
-    return 0
 
 
 def round_float(value: float) -> float:
@@ -631,13 +617,3 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
         return out
     return [prefix.rstrip(".")] if a != b else []
-
-
-def _filter_noisy_warnings() -> None:
-    """Lightning warnings that are noise for many short fits on small data."""
-    for msg in (
-        ".*does not have many workers.*",
-        ".*The number of training batches .* is smaller than the logging interval.*",
-        ".*Consider setting `persistent_workers=True`.*",
-    ):
-        warnings.filterwarnings("ignore", message=msg)

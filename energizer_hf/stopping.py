@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.functional.primitives import entropy
 
 __all__ = [
     "Budget",
@@ -369,8 +370,7 @@ class OverallUncertainty(StoppingCriterion):
         if c < 2:
             return np.zeros(probs.shape[0])
         if self.measure == "entropy":
-            p = np.clip(probs, 1e-12, 1.0)
-            return -(probs * np.log(p)).sum(1) / np.log(c)
+            return entropy(probs, dim=1) / np.log(c)
         return (1.0 - probs.max(1)) / (1.0 - 1.0 / c)
 
     def check(self, state: StopState) -> str | None:

@@ -14,6 +14,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+- :mod:`~energizer_hf.functional.primitives`: the tie-broken top-k, the entropy and the
+  largest-remainder allocation every strategy, sampler and stopping criterion shares.
 """
 
 from ._validation import (
@@ -52,6 +54,7 @@ from .hybrid import (
     iter_badge_gradient_embeddings,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .primitives import allocate, entropy, select_topk
 
 __all__ = [
     "FunctionalInputError",
@@ -60,6 +63,7 @@ __all__ = [
     "NonFiniteInputError",
     "ShapeError",
     "TooManyClustersError",
+    "allocate",
     "badge_gradient_embeddings",
     "badge_select",
     "bald",
@@ -68,6 +72,7 @@ __all__ = [
     "cal_scores",
     "cluster_margin",
     "egl_scores",
+    "entropy",
     "estimate_probcover_delta",
     "expected_entropy",
     "hac_clusters",
@@ -82,6 +87,7 @@ __all__ = [
     "predictive_entropy",
     "probcover",
     "radius_neighbors",
+    "select_topk",
     "typiclust",
     "variation_ratios",
 ]

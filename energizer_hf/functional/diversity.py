@@ -36,6 +36,7 @@ from ._validation import (
     make_generator,
     row_sq_norms,
     sq_euclidean,
+    trivial_selection,
 )
 from .neighbours import Metric, _Keys, _min_distances, knn, min_distances, radius_neighbors
 
@@ -371,12 +372,10 @@ def bertkm_select(
     [1, 4]
     """
     x = _embeddings(embeddings)
-    k = check_k(k)
-    cand = (~labelled_to_mask(labelled, x.shape[0])).nonzero().squeeze(1)
-    if k >= cand.numel():
-        return cand
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, free, done = trivial_selection(k, labelled, x.shape[0])
+    if done is not None:
+        return done
+    cand = free.nonzero().squeeze(1)
     xc = x if cand.numel() == x.shape[0] else x[cand]
     res = kmeans(xc, k, n_iter=n_iter, generator=generator, seed=seed, chunk_size=chunk_size)
     return cand[kmeans_closest_to_centers(xc, res.centers, chunk_size=chunk_size)]
@@ -423,14 +422,10 @@ def kcenter_greedy(
     """
     x = _embeddings(embeddings)
     n, d = x.shape
-    k = check_k(k)
-    lab = labelled_to_mask(labelled, n)
-    cand = ~lab
-    n_cand = int(cand.sum())
-    if k >= n_cand:
-        return cand.nonzero().squeeze(1)
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, cand, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
+    lab = ~cand
     centers = x[lab]
     if initial_centers is not None:
         extra = as_float_tensor(initial_centers, "initial_centers", 2)
@@ -523,14 +518,10 @@ def typiclust(
     """
     x = _embeddings(embeddings)
     n = x.shape[0]
-    k = check_k(k)
-    lab = labelled_to_mask(labelled, n)
-    free = ~lab
-    n_cand = int(free.sum())
-    if k >= n_cand:
-        return free.nonzero().squeeze(1)
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, free, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
+    lab = ~free
     if n_neighbors < 1:
         raise FunctionalInputError(f"n_neighbors must be >= 1, got {n_neighbors}.")
     if cluster_labels is not None:
@@ -692,12 +683,10 @@ def probcover(
             "probcover needs the ball radius delta; estimate it with "
             "estimate_probcover_delta(embeddings, kmeans(embeddings, K).labels, alpha=0.95)."
         )
-    lab = labelled_to_mask(labelled, n)
-    cand = ~lab
-    if k >= int(cand.sum()):
-        return cand.nonzero().squeeze(1)
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, cand, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
+    lab = ~cand
     rows, cols, _ = radius_neighbors(
         x, x, float(delta), metric, max_neighbors=max_neighbors, chunk_size=chunk_size
     )
