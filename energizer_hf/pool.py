@@ -31,14 +31,15 @@ from energizer_hf.errors import (
     InvalidIdsError,
 )
 from energizer_hf.functional.primitives import allocate
+from energizer_hf.run import POOL_META_FILE, POOL_STATE_FILE
 from energizer_hf.utils import atomic_save_npy, atomic_write_json, dataset_fingerprint
 
 __all__ = ["ActivePool", "STATE_DTYPE"]
 
 STATE_DTYPE = np.dtype([("round", "<i4"), ("split", "i1"), ("label", "<i8")])
 TRAIN, VALIDATION = 0, 1
-_STATE_FILE = "label_state.npy"
-_META_FILE = "pool.json"
+_STATE_FILE = POOL_STATE_FILE
+_META_FILE = POOL_META_FILE
 _FORMAT_VERSION = 1
 
 
@@ -166,9 +167,33 @@ class ActivePool:
         else:
             self._write(np.array(self._state, copy=True))
 
+    @staticmethod
+    def has_state(state_dir: str | Path) -> bool:
+        """Whether ``state_dir`` holds a saved label state."""
+        return (Path(state_dir) / _STATE_FILE).exists()
+
     # ------------------------------------------------------------------ state access
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @property
+    def is_arrow(self) -> bool:
+        """Whether the pool is a ``datasets.Dataset`` (named columns, Arrow rows)."""
+        return _is_hf_dataset(self.dataset)
+
+    @property
+    def column_names(self) -> list[str]:
+        """The dataset's columns (``[]`` for a map-style torch dataset)."""
+        return list(self.dataset.column_names) if self.is_arrow else []
+
+    @property
+    def source_name(self) -> str | None:
+        """The dataset's own name (``info.dataset_name`` or ``builder_name``), when it has one."""
+        info = self.dataset.info if self.is_arrow else None
+        for name in (info.dataset_name, info.builder_name) if info is not None else ():
+            if name:
+                return str(name)
+        return None
 
     @property
     def state(self) -> np.ndarray:

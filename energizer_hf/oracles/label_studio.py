@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.oracles.base import AWAITING_ANNOTATIONS, AwaitingAnnotations, OracleBase, Predict
+from energizer_hf.retry import RetryError, RetryPolicy, call_with_retries
+from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.utils import append_jsonl, atomic_write_json
 
 __all__ = [
@@ -53,8 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AWAITING_ANNOTATIONS = "awaiting_annotations"
-STATE_DIR = "label_studio"
 TASKS_FILE = "tasks.json"
 CONFLICTS_FILE = "conflicts.jsonl"
 EVENTS_FILE = "events.jsonl"
@@ -85,25 +86,6 @@ class LabelStudioConnectionError(LabelStudioError):
     """The server could not be reached, even after retries with backoff."""
 
 
-class AwaitingAnnotations(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by an asynchronous oracle when a round's annotations are not all in yet.
-
-    The loop catches it, keeps the queried round in ``pending.json`` (it is not fitted or
-    queried again) and stops with ``stop_reason == "awaiting_annotations"``.
-    """
-
-    stop_reason = AWAITING_ANNOTATIONS
-    reraise = False  # True: the loop keeps the round, then raises this exception
-
-    def __init__(self, round: int, done: int, total: int, where: str = "", message: str = "") -> None:
-        self.round, self.done, self.total, self.where = round, done, total, where
-        super().__init__(
-            message
-            or f"Round {round}: {done}/{total} tasks resolved{(' in ' + where) if where else ''}; "
-            "collect the rest later (learner.collect() or `energizer-hf annotate RUN_DIR`)."
-        )
-
-
 class LabelStudioTimeoutError(LabelStudioError, AwaitingAnnotations):
     """``timeout`` passed before every task of the round was resolved.
 
@@ -115,6 +97,10 @@ class LabelStudioTimeoutError(LabelStudioError, AwaitingAnnotations):
 
     def __init__(self, message: str, round: int = -1, done: int = 0, total: int = 0, where: str = "") -> None:
         AwaitingAnnotations.__init__(self, round, done, total, where, message)
+
+
+class _ImportUnconfirmed(Exception):
+    """The server answered an import without the ids of every task (looked up again)."""
 
 
 class AnnotationChangedWarning(UserWarning):
@@ -172,8 +158,13 @@ def _choice_result(label: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- the oracle
-class LabelStudioOracle:
+class LabelStudioOracle(OracleBase):
     """Labels from people, through a Label Studio project.
+
+    In a run (``ActiveLearner(oracle=...)``, ``Trainer.active_fit(oracle=...)``) the loop
+    binds the oracle to the run (:meth:`bind`): the run directory, the class names, the
+    pool's texts and the model's predictions come from the run, so none of them needs to
+    be given here. Given anyway, they must agree with the run.
 
     Args:
         url: server URL (default: ``$LABEL_STUDIO_URL``).
@@ -181,9 +172,11 @@ class LabelStudioOracle:
         project: ``None`` (the project recorded in the run directory, else a new one titled
             ``energizer-hf <run_dir name>``), a project id, or a title (reused when a
             project with that title exists, created otherwise).
-        label_names: the class names, in label-id order.
-        texts: ``texts(ids) -> list[str]``; or give ``dataset`` (+ ``text_column``).
-        run_dir: the run directory; state goes to ``<run_dir>/label_studio/``.
+        label_names: the class names, in label-id order (default: the run's).
+        texts: ``texts(ids) -> list[str]``; or give ``dataset`` (+ ``text_column``)
+            (default: the run's pool and text column).
+        run_dir: the run directory; state goes to ``<run_dir>/label_studio/`` (default:
+            the run's).
         wait: ``"block"`` (poll until the round is done) or ``"async"``.
         poll_interval: seconds between polls while blocking.
         timeout: seconds to block before :class:`LabelStudioTimeoutError` (``None``: no limit).
@@ -195,7 +188,9 @@ class LabelStudioOracle:
             appended to ``label_studio/conflicts.jsonl``.
         annotations_per_task: submitted-or-skipped annotations needed before a task counts
             as resolved (use > 1 with ``conflict="majority"``/``"unanimous"``).
-        predictions: ``predictions(ids) -> (labels, scores)``: shown as pre-annotations.
+        predictions: the pre-annotations: ``"model"`` (the run's model: its most likely
+            class and that probability), a callable ``predictions(ids) -> (labels,
+            scores)``, or ``None`` for none.
         model_version: the pre-annotations' ``model_version`` (``{round}`` is formatted).
         task: the labelling task type (see :data:`LABEL_CONFIGS`); only ``"single_label"``
             annotations are read back for now.
@@ -215,6 +210,7 @@ class LabelStudioOracle:
     # The loop keeps each queried round in pending.json before asking: after a crash it
     # waits for the same tasks instead of fitting and querying again.
     keeps_round = True
+    label_source = "annotator"
 
     def __init__(
         self,
@@ -222,18 +218,18 @@ class LabelStudioOracle:
         token: str | None = None,
         project: int | str | None = None,
         *,
-        label_names: Sequence[str],
+        label_names: Sequence[str] | None = None,
         texts: Callable[[np.ndarray], Sequence[str]] | None = None,
         dataset: Any = None,
-        text_column: str = "text",
-        run_dir: str | os.PathLike,
+        text_column: str | None = None,
+        run_dir: str | os.PathLike | None = None,
         wait: str = "block",
         poll_interval: float = 2.0,
         timeout: float | None = None,
         skipped: str = "return",
         conflict: str = "first",
         annotations_per_task: int = 1,
-        predictions: Callable[[np.ndarray], tuple[Any, Any]] | None = None,
+        predictions: Callable[[np.ndarray], tuple[Any, Any]] | str | None = "model",
         model_version: str = "energizer-hf-round-{round}",
         task: str = "single_label",
         max_retries: int = 8,
@@ -267,15 +263,22 @@ class LabelStudioOracle:
             )
         if annotations_per_task < 1:
             raise LabelStudioError(f"annotations_per_task must be >= 1, got {annotations_per_task}.")
+        if not (predictions is None or predictions == "model" or callable(predictions)):
+            raise LabelStudioError(
+                f"predictions must be 'model', a callable ids -> (labels, scores) or None, got {predictions!r}."
+            )
         self.project_spec = project
-        self.label_names = [str(n) for n in label_names]
-        self.label_config = make_label_config(self.label_names, task)
-        self._label_ids = {n: i for i, n in enumerate(self.label_names)}
+        self.task = task
+        self.label_names: list[str] | None = None
+        self.label_config: str | None = None
+        self._label_ids: dict[str, int] = {}
+        if label_names is not None:
+            self._set_label_names(label_names)
         self._texts = texts
         self.dataset = dataset
         self.text_column = text_column
-        self.run_dir = Path(run_dir)
-        self.state_dir = self.run_dir / STATE_DIR
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._predict: Predict | None = None
         self.wait = wait
         self.poll_interval = float(poll_interval)
         self.timeout = timeout
@@ -284,7 +287,6 @@ class LabelStudioOracle:
         self.annotations_per_task = int(annotations_per_task)
         self.predictions = predictions
         self.model_version = model_version
-        self.task = task
         self.max_retries = int(max_retries)
         self.retry_backoff = float(retry_backoff)
         self.retry_timeout = float(retry_timeout)
@@ -299,8 +301,68 @@ class LabelStudioOracle:
         return (
             f"LabelStudioOracle(url={self.url!r}, project={self.project_id or self.project_spec!r}, "
             f"wait={self.wait!r}, skipped={self.skipped!r}, conflict={self.conflict!r}, "
-            f"run_dir={str(self.run_dir)!r})"
+            f"run_dir={str(self.run_dir) if self.run_dir else None!r})"
         )
+
+    # ------------------------------------------------------------------ the run
+    def close_round(self) -> None:
+        """Close the waiting round with what is annotated now, at the next ``annotate``
+        (sets :attr:`partial`)."""
+        self.partial = True
+
+    def _set_label_names(self, names: Sequence[str]) -> None:
+        self.label_config = make_label_config(names, self.task)
+        self.label_names = [str(n) for n in names]
+        self._label_ids = {n: i for i, n in enumerate(self.label_names)}
+
+    def bind(self, run: RunInfo, dataset: Any, predict: Predict | None) -> None:
+        """Take the run directory, class names, texts and model predictions from the run.
+
+        Raises:
+            LabelStudioError: the oracle was given another run directory or other classes.
+        """
+        if self.run_dir is None:
+            self.run_dir = run.files.root
+        elif self.run_dir.resolve() != run.files.root.resolve():
+            raise LabelStudioError(
+                f"The oracle was given run_dir='{self.run_dir}' but runs in '{run.files.root}': "
+                "leave run_dir out (the run's directory is used)."
+            )
+        if self.label_names is None:
+            if len(run.label_names) < 2:
+                raise LabelStudioError(
+                    "The run has no class names for the Label Studio project: give label_names "
+                    "(to the learner, e.g. ActiveLearner(label_names=[...]), or to the oracle)."
+                )
+            self._set_label_names(run.label_names)
+        elif run.label_names and list(run.label_names) != self.label_names:
+            raise LabelStudioError(
+                f"The oracle's label_names {self.label_names} differ from the run's classes "
+                f"{list(run.label_names)}: leave label_names out (the run's are used)."
+            )
+        if self.text_column is None:
+            self.text_column = run.text_column or "text"
+        if self._texts is None and self.dataset is None:
+            self.dataset = dataset
+        self._predict = predict
+
+    @property
+    def state_dir(self) -> Path:
+        """``<run_dir>/label_studio``: the oracle's state (tasks, events, conflicts)."""
+        if self.run_dir is None:
+            raise LabelStudioError(
+                "The oracle is not bound to a run directory: give run_dir=..., or use it in a "
+                "run (ActiveLearner(oracle=...)), which binds it."
+            )
+        return RunDir(self.run_dir).label_studio
+
+    def _names(self) -> list[str]:
+        if self.label_names is None:
+            raise LabelStudioError(
+                "The oracle has no class names: give label_names=..., or use it in a run "
+                "(ActiveLearner(oracle=...)), which binds the run's."
+            )
+        return self.label_names
 
     # ------------------------------------------------------------------ state file
     @property
@@ -324,7 +386,7 @@ class LabelStudioOracle:
         """The oracle's settings without URL or token (rebuilds it for ``annotate RUN_DIR``)."""
         return {
             "label_names": self.label_names,
-            "text_column": self.text_column,
+            "text_column": self.text_column or "text",
             "skipped": self.skipped,
             "conflict": self.conflict,
             "annotations_per_task": self.annotations_per_task,
@@ -361,36 +423,45 @@ class LabelStudioOracle:
             )
         return self._client
 
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.max_retries, backoff=self.retry_backoff, max_backoff=30.0,
+            deadline=self.retry_timeout,
+        )
+
     def _call(self, what: str, fn: Callable[[], Any], *, retry: bool = True) -> Any:
         """Run ``fn`` with retries on connection errors and 5xx; map errors to ours."""
         _, ApiError, httpx = self._sdk()
-        t0 = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except (ApiError, httpx.TransportError) as err:
-                mapped = self._map_error(err, what)
-                if mapped is not None:
-                    raise mapped from None
-                if not retry:
-                    raise
-                status = getattr(err, "status_code", None)
-                reason = f"HTTP {status}" if status is not None else type(err).__name__
-            attempt += 1
-            elapsed = time.monotonic() - t0
-            delay = min(self.retry_backoff * 2 ** (attempt - 1), 30.0)
-            if attempt >= self.max_retries or elapsed + delay > self.retry_timeout:
-                raise LabelStudioConnectionError(
-                    f"Could not reach Label Studio at {self.url} to {what} ({reason}) after "
-                    f"{attempt} attempts in {elapsed:.0f} s. Is the server running? Nothing is "
-                    "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
-                ) from None
+
+        def log_retry(err: BaseException, attempt: int, delay: float) -> None:
             log.warning(
                 "Label Studio at %s: %s while trying to %s; retrying in %.1f s (%d/%d).",
-                self.url, reason, what, delay, attempt, self.max_retries,
+                self.url, _reason(err), what, delay, attempt, self.max_retries,
             )
-            time.sleep(delay)
+
+        try:
+            return call_with_retries(
+                fn,
+                self._policy() if retry else RetryPolicy(attempts=1),
+                retryable=lambda err: self._map_error(err, what) is None,
+                catch=(ApiError, httpx.TransportError),
+                on_retry=log_retry,
+            )
+        except RetryError as failed:
+            return self._give_up(failed, what, retry)
+
+    def _give_up(self, failed: RetryError, what: str, retry: bool = True) -> Any:
+        """Raise the named error of a call that failed for good."""
+        mapped = self._map_error(failed.error, what)
+        if mapped is not None:
+            raise mapped from None
+        if not retry:
+            raise failed.error
+        raise LabelStudioConnectionError(
+            f"Could not reach Label Studio at {self.url} to {what} ({_reason(failed.error)}) after "
+            f"{failed.attempts} attempts in {failed.elapsed:.0f} s. Is the server running? Nothing is "
+            "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
+        ) from None
 
     def _map_error(self, err: BaseException, what: str) -> LabelStudioError | None:
         """Our error for a final failure, ``None`` for a transient one (retry it)."""
@@ -427,7 +498,7 @@ class LabelStudioOracle:
             project = self._call(f"read project {pid}", lambda: client.projects.get(id=pid))
             self._check_project_labels(project)
         else:
-            title = spec if isinstance(spec, str) else f"energizer-hf {self.run_dir.resolve().name}"
+            title = spec if isinstance(spec, str) else f"energizer-hf {Path(self.run_dir or '.').resolve().name}"
             if len(title) < 3:
                 title = f"energizer-hf {title}"
             found = [
@@ -440,6 +511,7 @@ class LabelStudioOracle:
                     self._call(f"read project {pid}", lambda: client.projects.get(id=pid))
                 )
             else:
+                self._names()
                 created = self._call(
                     f"create project {title!r}",
                     lambda: client.projects.create(title=title, label_config=self.label_config),
@@ -461,7 +533,7 @@ class LabelStudioOracle:
             labels = project.get_label_interface().get_control(FROM_NAME).labels
         except Exception:  # noqa: BLE001 - no such control, or an unparsable config
             labels = None
-        if labels is None or list(labels) != self.label_names:
+        if labels is None or list(labels) != self._names():
             raise LabelStudioError(
                 f"Label Studio project {project.id} has no single-choice control "
                 f"'{FROM_NAME}' with the classes {self.label_names} (found {labels}): use "
@@ -501,18 +573,24 @@ class LabelStudioOracle:
             raise LabelStudioError("Give texts=callable(ids) or dataset=... (with text_column).")
         else:
             ds = self.dataset
+            column = self.text_column or "text"
             if hasattr(ds, "select"):
-                texts = list(ds.select(ids.tolist())[self.text_column])
+                texts = list(ds.select(ids.tolist())[column])
             else:
-                texts = [ds[int(i)][self.text_column] for i in ids]
+                texts = [ds[int(i)][column] for i in ids]
         if len(texts) != len(ids):
             raise LabelStudioError(f"texts gave {len(texts)} texts for {len(ids)} ids.")
         return [str(t) for t in texts]
 
     def _task_payloads(self, ids: np.ndarray, round: int) -> list[dict[str, Any]]:
         texts = self._texts_of(ids)
+        names = self._names()
         preds = None
-        if self.predictions is not None:
+        if self.predictions == "model":
+            if self._predict is not None:  # the run's model: its best class and that probability
+                probs = np.asarray(self._predict(ids), dtype=np.float64)
+                preds = (probs.argmax(1), probs.max(1))
+        elif self.predictions is not None:
             labels, scores = self.predictions(ids)
             preds = (np.asarray(labels).reshape(-1), np.asarray(scores, dtype=float).reshape(-1))
         payloads = []
@@ -520,7 +598,7 @@ class LabelStudioOracle:
             task: dict[str, Any] = {"data": {"text": text, "pool_id": int(pool_id), "round": int(round)}}
             if preds is not None:
                 label = preds[0][j]
-                name = self.label_names[int(label)] if not isinstance(label, str) else label
+                name = names[int(label)] if not isinstance(label, str) else label
                 task["predictions"] = [
                     {
                         "model_version": self.model_version.format(round=round),
@@ -543,7 +621,8 @@ class LabelStudioOracle:
         state = self._load_state()
         rstate = state["rounds"].setdefault(str(round), {})
         ignored = self._ignored_ids() if self.skipped == "ignore" else set()
-        for _attempt in range(self.max_retries):
+
+        def import_missing() -> None:
             existing = self._list_tasks()
             changed = False
             for pool_id in ids.tolist():
@@ -566,30 +645,38 @@ class LabelStudioOracle:
             if changed:
                 self._save_state()
             if missing.size == 0:
-                break
+                return
             payloads = self._task_payloads(missing, round)
-            client = self.client
-            _, ApiError, httpx = self._sdk()
-            try:
-                resp = client.projects.import_tasks(pid, request=payloads, return_task_ids=True)
-            except (httpx.TransportError, ApiError) as err:
-                mapped = self._map_error(err, "import tasks")
-                if mapped is not None:
-                    raise mapped from None
-                # The import may or may not have been applied: wait, then look again.
-                log.warning("Importing %d tasks failed (%s); checking and retrying.",
-                            missing.size, type(err).__name__)
-                time.sleep(self.retry_backoff)
-                self._call("reach the server", lambda: self.client.users.whoami())
-                continue
+            resp = self.client.projects.import_tasks(pid, request=payloads, return_task_ids=True)
             task_ids = list(getattr(resp, "task_ids", None) or [])
-            if len(task_ids) == missing.size:
-                for pool_id, tid in zip(missing.tolist(), task_ids):
-                    rstate[str(pool_id)] = {"task_id": int(tid), "status": PENDING}
-                self._save_state()
-                self._event("import", round=round, pool_ids=missing.tolist(), task_ids=task_ids)
-                break
-            # unexpected answer: the next pass reads the tasks back from the server
+            if len(task_ids) != missing.size:  # the next attempt reads the tasks back
+                raise _ImportUnconfirmed(f"{len(task_ids)} task ids for {missing.size} imported tasks")
+            for pool_id, tid in zip(missing.tolist(), task_ids):
+                rstate[str(pool_id)] = {"task_id": int(tid), "status": PENDING}
+            self._save_state()
+            self._event("import", round=round, pool_ids=missing.tolist(), task_ids=task_ids)
+
+        def log_retry(err: BaseException, attempt: int, delay: float) -> None:
+            # the import may or may not have been applied: the next attempt looks first
+            log.warning("Importing tasks failed (%s); checking and retrying in %.1f s.", _reason(err), delay)
+
+        _, ApiError, httpx = self._sdk()
+        try:
+            call_with_retries(
+                import_missing,
+                self._policy(),
+                retryable=lambda err: isinstance(err, _ImportUnconfirmed)
+                or self._map_error(err, "import tasks") is None,
+                catch=(ApiError, httpx.TransportError, _ImportUnconfirmed),
+                on_retry=log_retry,
+            )
+        except RetryError as failed:
+            if isinstance(failed.error, _ImportUnconfirmed):
+                raise LabelStudioError(
+                    f"Label Studio at {self.url} did not confirm the import of round {round}'s tasks "
+                    f"after {failed.attempts} attempts ({failed.error}); run again to retry."
+                ) from None
+            self._give_up(failed, "import tasks")
         return {int(k): v.get("task_id") for k, v in rstate.items() if int(k) in set(ids.tolist())}
 
     def _ignored_ids(self) -> set[int]:
@@ -809,7 +896,7 @@ class LabelStudioOracle:
     ) -> LabelStudioOracle:
         """The oracle recorded in ``<run_dir>/label_studio/tasks.json`` (URL/token from the
         arguments or the environment)."""
-        path = Path(run_dir) / STATE_DIR / TASKS_FILE
+        path = RunDir(run_dir).label_studio / TASKS_FILE
         if not path.exists():
             raise LabelStudioError(f"{path} does not exist: this run has no Label Studio tasks.")
         state = json.loads(path.read_text())
@@ -851,6 +938,11 @@ def learner_predictions(learner: Any, batch_size: int = 64) -> Callable[[np.ndar
         return np.concatenate(labels), np.concatenate(scores)
 
     return predict
+
+
+def _reason(err: BaseException) -> str:
+    status = getattr(err, "status_code", None)
+    return f"HTTP {status}" if status is not None else type(err).__name__
 
 
 def _as_dicts(anns: Any) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ from energizer_hf.functional.primitives import entropy, select_topk
 from energizer_hf.query_strategies.base import Strategy, trivial_query
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.query_strategies.wrappers import _build_sharing, _resolve, _SubPool, _Wrapper
+from energizer_hf.run import RunDir
 from energizer_hf.scoring import QueryContext
 
 __all__ = ["ANCHOR_STRATEGIES", "AnchorAL", "IndexedSubPool", "SEALS"]
@@ -171,7 +172,7 @@ class IndexedSubPool(_Wrapper):
         if self.cache_dir is not None:
             return self.cache_dir / f"{pool.fingerprint}-{encoder_fp or 'model'}"
         if context.run_dir is not None:
-            return Path(context.run_dir) / "ann"
+            return RunDir(context.run_dir).ann
         raise EnergizerError(
             f"{type(self).__name__} keeps its embeddings and index on disk: pass index_dir= or "
             "cache_dir=, or run it inside a loop (which gives it the run directory)."

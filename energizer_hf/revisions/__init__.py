@@ -1,0 +1,68 @@
+"""Round revisions: each round's labelled set kept as a dataset revision, locally and on the Hub.
+
+- :mod:`~energizer_hf.revisions.base`: the :class:`RoundStore` protocol (a storage
+  backend is one class with ``on_round_end``, ``rounds`` and ``load``) and the errors;
+- :mod:`~energizer_hf.revisions.local`: :class:`LocalRevisions` (``<run_dir>/revisions``,
+  the store every run gets) and :func:`save_final_model`;
+- :mod:`~energizer_hf.revisions.hub`: :class:`HubRevisions` (a commit and a tag
+  ``round-NNN`` per round on a Hub dataset repository), :func:`push_run`, :func:`push_to_hub`;
+- :mod:`~energizer_hf.revisions.rounds`: a round as a ``datasets.Dataset``
+  (:func:`build_round_dataset`) and back (:func:`rebuild_pool_state`);
+- :mod:`~energizer_hf.revisions.cards`: dataset and model cards from the templates shipped
+  in ``energizer_hf/revisions/templates``;
+- :mod:`~energizer_hf.revisions.runs`: the stores of a run, :func:`load_round`,
+  :func:`restore_from_revision` (``RunConfig.resume_from``).
+
+>>> round_tag(3)
+'round-003'
+"""
+
+from energizer_hf.revisions.base import (
+    DEFAULT_RUN_BRANCH,
+    HubSyncError,
+    InvalidRepoIdError,
+    RoundNotFoundError,
+    RoundStore,
+)
+from energizer_hf.revisions.cards import render_dataset_card, render_model_card, size_category
+from energizer_hf.revisions.hub import (
+    HubRevisions,
+    PushResult,
+    push_run,
+    push_to_hub,
+    validate_repo_id,
+)
+from energizer_hf.revisions.local import LocalRevisions, save_final_model
+from energizer_hf.revisions.rounds import build_round_dataset, rebuild_pool_state
+from energizer_hf.revisions.runs import (
+    ensure_round_stores,
+    load_round,
+    restore_from_revision,
+    split_stores,
+)
+from energizer_hf.run import round_tag
+
+__all__ = [
+    "DEFAULT_RUN_BRANCH",
+    "HubRevisions",
+    "HubSyncError",
+    "InvalidRepoIdError",
+    "LocalRevisions",
+    "PushResult",
+    "RoundNotFoundError",
+    "RoundStore",
+    "build_round_dataset",
+    "ensure_round_stores",
+    "load_round",
+    "push_run",
+    "push_to_hub",
+    "rebuild_pool_state",
+    "render_dataset_card",
+    "render_model_card",
+    "restore_from_revision",
+    "round_tag",
+    "save_final_model",
+    "size_category",
+    "split_stores",
+    "validate_repo_id",
+]
