@@ -39,7 +39,7 @@ from energizer_hf.revisions import (
     save_final_model,
     split_stores,
 )
-from energizer_hf.run import LEGACY_CONFIG_NAMES, RunDir, RunInfo
+from energizer_hf.run import LEGACY_CONFIG_NAMES, RunDir, RunInfo, check_one_name_each
 
 __all__ = ["ActiveLearner", "RunConfig", "encode_labels", "encode_with_names", "load_data"]
 
@@ -180,12 +180,7 @@ class RunConfig:
         read as ``max_rounds`` and ``stopping_criteria``)."""
         known = {f.name for f in dataclasses.fields(cls)} | set(LEGACY_CONFIG_NAMES)
         unknown = sorted(set(data) - known)
-        both = sorted(old for old, new in LEGACY_CONFIG_NAMES.items() if old in data and new in data)
-        if both:
-            raise EnergizerError(
-                f"Give each setting once: {', '.join(f'{o} (= {LEGACY_CONFIG_NAMES[o]})' for o in both)} "
-                "appear under both names."
-            )
+        check_one_name_each(data)
         if unknown:
             raise EnergizerError(
                 f"Unknown configuration fields: {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
@@ -359,12 +354,7 @@ class ActiveLearner:
         **overrides: Any,
     ) -> None:
         config = config or RunConfig()
-        both = sorted(old for old, new in LEGACY_CONFIG_NAMES.items() if old in overrides and new in overrides)
-        if both:
-            raise EnergizerError(
-                f"Give each setting once: {', '.join(f'{o} (= {LEGACY_CONFIG_NAMES[o]})' for o in both)} "
-                "appear under both names."
-            )
+        check_one_name_each(overrides)
         if isinstance(dataset, (str, os.PathLike)):
             overrides["dataset"] = str(dataset)
             dataset = None

@@ -34,6 +34,7 @@ __all__ = [
     "POOL_STATE_FILE",
     "RunDir",
     "RunInfo",
+    "check_one_name_each",
     "front_matter",
     "parse_round_tag",
     "round_tag",
@@ -46,6 +47,23 @@ CARD_FILE = "README.md"
 
 # Configuration names that were renamed: old name -> the one name every face uses now.
 LEGACY_CONFIG_NAMES = {"rounds": "max_rounds", "stopping": "stopping_criteria"}
+
+
+def check_one_name_each(settings: Mapping[str, Any]) -> None:
+    """Raise when a setting is given under its old and its new name at once.
+
+    >>> check_one_name_each({"rounds": 3})
+    >>> check_one_name_each({"rounds": 3, "max_rounds": 4})
+    Traceback (most recent call last):
+    ...
+    energizer_hf.errors.EnergizerError: Give each setting once: rounds (= max_rounds) appear under both names.
+    """
+    both = sorted(old for old, new in LEGACY_CONFIG_NAMES.items() if old in settings and new in settings)
+    if both:
+        raise EnergizerError(
+            f"Give each setting once: {', '.join(f'{o} (= {LEGACY_CONFIG_NAMES[o]})' for o in both)} "
+            "appear under both names."
+        )
 
 # name -> (path relative to the run directory, what it holds). The docs' run-directory
 # table is generated from this mapping (tests/test_run.py checks that they agree).

@@ -38,7 +38,8 @@ from energizer_hf.revisions import (
     render_model_card,
     round_tag,
 )
-from energizer_hf.revisions.hub import _classify, _scrub
+from energizer_hf.revisions.hub_api import classify as _classify
+from energizer_hf.revisions.hub_api import scrub as _scrub
 from energizer_hf.run import front_matter as _front_matter
 from tests.conftest import learner_kwargs
 from tests.hubsim.server import SCRUBBED_ENV

@@ -10,8 +10,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
 (itself a ``ValueError``).
 
 - :mod:`~energizer_hf.functional.bayesian`: scores on MC-dropout samples, BatchBALD.
-- :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,
-  ProbCover.
+- :mod:`~energizer_hf.functional.diversity`: k-means, k-center, BERT-KM, TypiClust,
+  ProbCover; :mod:`~energizer_hf.functional.hac`: average-linkage HAC.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
 - :mod:`~energizer_hf.functional.primitives`: the tie-broken top-k, the entropy and the
@@ -37,7 +37,6 @@ from .diversity import (
     KMeansResult,
     bertkm_select,
     estimate_probcover_delta,
-    hac_clusters,
     kcenter_greedy,
     kmeans,
     kmeans_closest_to_centers,
@@ -45,6 +44,7 @@ from .diversity import (
     probcover,
     typiclust,
 )
+from .hac import hac_clusters
 from .hybrid import (
     badge_gradient_embeddings,
     badge_select,

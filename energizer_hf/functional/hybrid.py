@@ -28,7 +28,8 @@ from ._validation import (
     rows_per_chunk,
     trivial_selection,
 )
-from .diversity import _d2_seeding, hac_clusters
+from .diversity import _d2_seeding
+from .hac import hac_clusters
 from .neighbours import Metric, knn
 
 __all__ = [

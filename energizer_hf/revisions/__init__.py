@@ -5,13 +5,15 @@
 - :mod:`~energizer_hf.revisions.local`: :class:`LocalRevisions` (``<run_dir>/revisions``,
   the store every run gets) and :func:`save_final_model`;
 - :mod:`~energizer_hf.revisions.hub`: :class:`HubRevisions` (a commit and a tag
-  ``round-NNN`` per round on a Hub dataset repository), :func:`push_run`, :func:`push_to_hub`;
+  ``round-NNN`` per round on a Hub dataset repository, the final push), on
+  :mod:`~energizer_hf.revisions.hub_api` (ids checked, failures classified and scrubbed);
 - :mod:`~energizer_hf.revisions.rounds`: a round as a ``datasets.Dataset``
   (:func:`build_round_dataset`) and back (:func:`rebuild_pool_state`);
 - :mod:`~energizer_hf.revisions.cards`: dataset and model cards from the templates shipped
   in ``energizer_hf/revisions/templates``;
 - :mod:`~energizer_hf.revisions.runs`: the stores of a run, :func:`load_round`,
-  :func:`restore_from_revision` (``RunConfig.resume_from``).
+  :func:`restore_from_revision` (``RunConfig.resume_from``), :func:`push_run`,
+  :func:`push_to_hub`.
 
 >>> round_tag(3)
 'round-003'
@@ -25,18 +27,15 @@ from energizer_hf.revisions.base import (
     RoundStore,
 )
 from energizer_hf.revisions.cards import render_dataset_card, render_model_card, size_category
-from energizer_hf.revisions.hub import (
-    HubRevisions,
-    PushResult,
-    push_run,
-    push_to_hub,
-    validate_repo_id,
-)
+from energizer_hf.revisions.hub import HubRevisions, PushResult
+from energizer_hf.revisions.hub_api import validate_repo_id
 from energizer_hf.revisions.local import LocalRevisions, save_final_model
 from energizer_hf.revisions.rounds import build_round_dataset, rebuild_pool_state
 from energizer_hf.revisions.runs import (
     ensure_round_stores,
     load_round,
+    push_run,
+    push_to_hub,
     restore_from_revision,
     split_stores,
 )

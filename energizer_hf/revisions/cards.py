@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.revisions.rounds import jsonable
 from energizer_hf.run import META_KEY, RunInfo, front_matter, round_tag
 
 __all__ = [
@@ -61,10 +62,6 @@ def size_category(n: int) -> str:
         if n < bound:
             return name
     return "n>1T"
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else repr(o)))
 
 
 def _fmt_num(value: Any, digits: int = 4) -> str:
@@ -114,7 +111,7 @@ def _template(name: str, templates_dir: str | Path | None) -> str:
 
 def _yaml_scalar(value: Any) -> str:
     """A YAML-safe scalar (JSON is valid YAML)."""
-    return json.dumps(_jsonable(value), ensure_ascii=False)
+    return json.dumps(jsonable(value), ensure_ascii=False)
 
 
 def _render_body(name: str, context: Mapping[str, Any], templates_dir: str | Path | None) -> str:
@@ -153,7 +150,7 @@ def render_dataset_card(context: Mapping[str, Any], templates_dir: str | Path | 
         tags=["active-learning", "energizer_hf"],
         size_categories=[context["size_category"]],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
-        **{META_KEY: _jsonable(dict(context["meta"]))},
+        **{META_KEY: jsonable(dict(context["meta"]))},
     )
     return str(DatasetCard(_card(data, _render_body("dataset_card.md.j2", context, templates_dir))))
 
@@ -225,7 +222,7 @@ def card_context(
         "license": license,
         "pretty_name": pretty_name or f"Active-learning labels, {round_tag(round)}",
         "size_category": size_category(len(ds)),
-        "meta_yaml": yaml.safe_dump(_jsonable(dict(meta)), sort_keys=False, allow_unicode=True).rstrip("\n"),
+        "meta_yaml": yaml.safe_dump(jsonable(dict(meta)), sort_keys=False, allow_unicode=True).rstrip("\n"),
         "meta": dict(meta),
         "round": round,
         "tag": round_tag(round),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -33,125 +32,34 @@ from energizer_hf.retry import RetryError, RetryPolicy, call_with_retries
 from energizer_hf.revisions.base import (
     DEFAULT_RUN_BRANCH,
     HubSyncError,
-    InvalidRepoIdError,
     RoundNotFoundError,
 )
 from energizer_hf.revisions.cards import model_card
+from energizer_hf.revisions.hub_api import (
+    DATA_FILE,
+    card_meta,
+    classify,
+    http_status,
+    load_hub_round,
+    message_run_id,
+    scrub,
+    validate_branch,
+    validate_repo_id,
+)
 from energizer_hf.revisions.local import LocalRevisions, fmt_rounds
-from energizer_hf.revisions.rounds import dataset_meta, quiet_datasets, set_dataset_meta
+from energizer_hf.revisions.rounds import dataset_meta, quiet_datasets
 from energizer_hf.run import (
     CARD_FILE,
     META_KEY,
     RunDir,
     RunInfo,
-    front_matter,
     parse_round_tag,
     round_tag,
 )
 
-__all__ = [
-    "HubRevisions",
-    "PushResult",
-    "load_hub_round",
-    "push_run",
-    "push_to_hub",
-    "validate_repo_id",
-]
+__all__ = ["HubRevisions", "PushResult"]
 
 log = logging.getLogger(__name__)
-
-DATA_FILE = "data/train-00000-of-00001.parquet"  # the Hub repository's layout
-_HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
-_BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
-_TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9_]{6,}")
-
-
-# ---------------------------------------------------------------------- checks and errors
-def validate_repo_id(repo_id: str, what: str = "repo_id") -> str:
-    """Check ``repo_id`` up front (``namespace/name``) with a clear error."""
-    from huggingface_hub.utils import HFValidationError
-    from huggingface_hub.utils import validate_repo_id as _validate
-
-    if not isinstance(repo_id, str) or not repo_id:
-        raise InvalidRepoIdError(
-            f"{what} must be a non-empty string like 'user/name', got {repo_id!r}."
-        )
-    try:
-        _validate(repo_id)
-    except HFValidationError as err:
-        raise InvalidRepoIdError(
-            f"{what} {repo_id!r} is not a valid Hub repository id: {err} Use 'namespace/name' "
-            "with letters, digits, '-', '_' and '.' only."
-        ) from None
-    if repo_id.count("/") != 1:
-        raise InvalidRepoIdError(
-            f"{what} {repo_id!r} needs a namespace: use 'user/name' or 'organization/name'."
-        )
-    return repo_id
-
-
-def _validate_branch(branch: str) -> str:
-    if (
-        not isinstance(branch, str)
-        or not _BRANCH_RE.match(branch)
-        or ".." in branch
-        or branch.endswith((".lock", "/", "."))
-        or parse_round_tag(branch) is not None
-    ):
-        raise InvalidRepoIdError(
-            f"run_branch {branch!r} is not a usable branch name: use letters, digits, '-', '_', "
-            "'.', '/' (and not the name of a round tag)."
-        )
-    return branch
-
-
-def _scrub(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _TOKEN_LIKE.sub("hf_***", text)
-
-
-def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    status = getattr(response, "status_code", None)
-    return int(status) if isinstance(status, int) else None
-
-
-def _classify(err: BaseException) -> str:
-    """``"retry"`` for server errors and dropped connections, ``"auth"``, or ``"fatal"``."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    status = _status(err)
-    if isinstance(err, HfHubHTTPError):
-        if status in (401, 403):
-            return "auth"
-        if status is None or status >= 500 or status in (408, 429):
-            return "retry"
-        return "fatal"
-    if status in (401, 403):
-        return "auth"
-    if status is not None and (status >= 500 or status in (408, 429)):
-        return "retry"
-    if isinstance(err, (ConnectionError, TimeoutError)):
-        return "retry"
-    root = type(err).__module__.split(".")[0]
-    if root in ("httpx", "httpx2", "httpcore", "requests", "urllib3"):
-        return "retry"
-    if isinstance(err, OSError) and status is None:
-        return "retry"
-    return "fatal"
-
-
-def _message_run_id(message: str | None) -> str | None:
-    m = re.search(r'"run_id": "([0-9a-f]+)"', message or "")
-    return m.group(1) if m else None
-
-
-def _card_meta(card: Path) -> dict[str, Any]:
-    meta = front_matter(card.read_text(encoding="utf-8")).get(META_KEY)
-    return meta if isinstance(meta, dict) else {}
-
 
 @dataclass
 class PushResult:
@@ -211,7 +119,7 @@ class HubRevisions(LocalRevisions):
     ) -> None:
         super().__init__(
             run_dir, license=license, pretty_name=pretty_name, source_dataset=source_dataset,
-            templates_dir=templates_dir, run_branch=_validate_branch(run_branch),
+            templates_dir=templates_dir, run_branch=validate_branch(run_branch),
         )
         self.repo_id = validate_repo_id(repo_id) if repo_id is not None else None
         if retries < 0:
@@ -278,8 +186,8 @@ class HubRevisions(LocalRevisions):
     def _error(
         self, what: str, err: BaseException, attempts: int, round: int | None, local: Path | None
     ) -> HubSyncError:
-        kind = _classify(err)
-        detail = _scrub(f"{type(err).__name__}: {err}", self._secrets())
+        kind = classify(err)
+        detail = scrub(f"{type(err).__name__}: {err}", self._secrets())
         msg = f"Could not {what} for '{self.repo_id}' after {attempts} attempt(s) ({detail})."
         if kind == "auth":
             msg += (
@@ -291,7 +199,7 @@ class HubRevisions(LocalRevisions):
                 f" The local snapshot '{local}' is intact; call HubRevisions.sync(run_dir) to push "
                 "the missing rounds later."
             )
-        return HubSyncError(msg, round=round, status_code=_status(err))
+        return HubSyncError(msg, round=round, status_code=http_status(err))
 
     def _retrying(
         self,
@@ -312,7 +220,7 @@ class HubRevisions(LocalRevisions):
             return call_with_retries(
                 fn,
                 self.policy,
-                retryable=retryable or (lambda err: _classify(err) == "retry"),
+                retryable=retryable or (lambda err: classify(err) == "retry"),
                 on_retry=log_retry,
                 check=check,
             )
@@ -334,7 +242,7 @@ class HubRevisions(LocalRevisions):
             try:
                 return fn()
             except Exception as err:
-                if _status(err) in ok_status:
+                if http_status(err) in ok_status:
                     return None
                 raise
 
@@ -432,8 +340,8 @@ class HubRevisions(LocalRevisions):
         for r in rounds:
             tag = round_tag(r)
             commit = by_sha.get(tags[tag])
-            ours = _card_meta(files.revision_card(r)).get("run_id")
-            theirs = _message_run_id(getattr(commit, "message", None))
+            ours = card_meta(files.revision_card(r)).get("run_id")
+            theirs = message_run_id(getattr(commit, "message", None))
             if commit is None or (ours and theirs and ours != theirs):
                 raise HubSyncError(
                     f"'{self.repo_id}' already has a tag {tag} that was not made by this run "
@@ -514,7 +422,7 @@ class HubRevisions(LocalRevisions):
                 commit,
                 round=round,
                 local=local,
-                retryable=lambda err: _classify(err) == "retry" or _status(err) == 412,
+                retryable=lambda err: classify(err) == "retry" or http_status(err) == 412,
                 check=landed,
             )
 
@@ -674,7 +582,7 @@ class HubRevisions(LocalRevisions):
 
         ds = datasets.load_from_disk(str(local))
         message = f"energizer_hf final labelled set ({round_tag(round)}, {len(ds)} rows)"
-        meta = _card_meta(local / CARD_FILE)
+        meta = card_meta(local / CARD_FILE)
         run_id = meta.get("run_id")
         head = self._call(
             "list the commits of main",
@@ -685,7 +593,7 @@ class HubRevisions(LocalRevisions):
             head
             and head[0].title == message
             and run_id
-            and _message_run_id(getattr(head[0], "message", None)) == run_id
+            and message_run_id(getattr(head[0], "message", None)) == run_id
         ):
             log.info("The final labelled set of this run is already on main of %s", self.repo_id)
             return head[0].commit_id
@@ -737,160 +645,3 @@ class HubRevisions(LocalRevisions):
         )
         with quiet_datasets():
             return self._push_main(api, round, snap)
-
-
-# ---------------------------------------------------------------------- loading
-def load_hub_round(repo_id: str, revision: str, token: str | None = None) -> Any:
-    """A round from a Hub dataset repository (``revision``: a tag, branch or commit).
-
-    Raises:
-        RoundNotFoundError: no such repository or revision; the message lists the
-            ``round-*`` refs.
-        HubSyncError: the Hub answered with an error.
-    """
-    import datasets
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    api = HfApi(token=token)
-    secrets = [token, os.environ.get("HF_TOKEN")]
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    except RepositoryNotFoundError:
-        raise RoundNotFoundError(
-            f"The dataset repository '{repo_id}' does not exist (or the token cannot see it)."
-        ) from None
-    except HfHubHTTPError as err:
-        raise HubSyncError(
-            f"Could not list the refs of '{repo_id}': {_scrub(str(err), secrets)}",
-            status_code=_status(err),
-        ) from None
-    names = {r.name for r in (*refs.tags, *refs.branches)}
-    rounds = sorted(n for n in names if parse_round_tag(n) is not None)
-    known = revision in names
-    if not known and _HEX_RE.match(revision):
-        known = api.revision_exists(repo_id, revision, repo_type="dataset")
-    if not known:
-        branches = sorted(b.name for b in refs.branches)
-        raise RoundNotFoundError(
-            f"No revision {revision!r} in the dataset repository '{repo_id}'. Existing round-* "
-            f"refs: {', '.join(rounds) or 'none'} (branches: {', '.join(branches)})."
-        )
-    ds = datasets.load_dataset(repo_id, revision=revision, split="train", token=token)
-    try:
-        card = Path(hf_hub_download(repo_id, CARD_FILE, repo_type="dataset", revision=revision, token=token))
-        meta = _card_meta(card)
-    except Exception as err:  # noqa: BLE001 - the data loaded; metadata is optional
-        log.warning("No card metadata for %s@%s: %s", repo_id, revision, type(err).__name__)
-        meta = {}
-    if meta:
-        set_dataset_meta(ds, meta)
-    return ds
-
-
-# ---------------------------------------------------------------------- whole runs
-def push_to_hub(
-    run: RunInfo | str | os.PathLike,
-    model_repo_id: str,
-    *,
-    model: Any = None,
-    tokenizer: Any = None,
-    model_dir: str | os.PathLike | None = None,
-    dataset_repo_id: str | None = None,
-    token: str | None = None,
-    private: bool = True,
-    sync_rounds: bool = True,
-    pool: ActivePool | None = None,
-    **store_kwargs: Any,
-) -> PushResult:
-    """Push a finished run: every round's revision (when ``sync_rounds``) and the final
-    labelled set to ``dataset_repo_id``, and the model with its card to ``model_repo_id``.
-
-    ``run``: a :class:`~energizer_hf.run.RunInfo` or a run directory; the model is ``model``
-    (+ ``tokenizer``), or ``model_dir``, by default the run's ``final_model/``.
-    """
-    info = run if isinstance(run, RunInfo) else RunInfo.from_dir(run)
-    if model is None and model_dir is None:
-        model_dir = info.files.final_model
-    store = HubRevisions(dataset_repo_id, token=token, private=private, run_dir=info.files.root, **store_kwargs)
-    if dataset_repo_id and sync_rounds:
-        store.sync()
-    return store.push_final(info, model_repo_id, model=model, tokenizer=tokenizer, model_dir=model_dir, pool=pool)
-
-
-def push_run(
-    run_dir: str | os.PathLike,
-    repo_id: str,
-    *,
-    model_repo_id: str | None = None,
-    private: bool = True,
-    run_branch: str = DEFAULT_RUN_BRANCH,
-    token: str | None = None,
-    **store_kwargs: Any,
-) -> dict[str, Any]:
-    """Push a run directory: the round revisions missing on the Hub (one commit + tag each on
-    ``run_branch``), the last round's labelled set with its card to ``main``, and, with
-    ``model_repo_id``, the final model saved under ``<run_dir>/final_model`` with its card.
-
-    Returns a summary (pushed rounds, commits, URLs). Idempotent: pushing again adds nothing.
-
-    Raises:
-        EnergizerError: not a run directory, no final model for ``model_repo_id``, ...
-        RoundNotFoundError: the last recorded round has no local revision.
-        HubSyncError: a Hub call failed (after retries where they help).
-    """
-    from huggingface_hub import constants
-
-    validate_repo_id(repo_id)
-    if model_repo_id is not None:
-        validate_repo_id(model_repo_id, "model_repo_id")
-    run = RunInfo.from_dir(run_dir)
-    if not run.records:
-        raise EnergizerError(f"The run in '{run.files.root}' has no recorded round yet.")
-    model_dir = run.files.final_model
-    if model_repo_id is not None and not (model_dir / "config.json").is_file():
-        raise EnergizerError(
-            f"The run directory '{run.files.root}' holds no trained model ('{model_dir}' is missing): "
-            "it is saved when a run finishes (energizer-hf run / ActiveLearner.run()). Finish the "
-            "run, push without --model-repo-id, or push a model object from Python with "
-            "HubRevisions.push_final(run, model_repo_id, model=...)."
-        )
-    store = HubRevisions(
-        repo_id, run_branch=run_branch, private=private, token=token, run_dir=run.files.root, **store_kwargs
-    )
-    recorded = [int(r["round"]) for r in run.records]
-    local = run.files.local_rounds()
-    last = recorded[-1]
-    if last not in local:
-        raise RoundNotFoundError(
-            f"The last recorded round ({round_tag(last)}) has no local revision under "
-            f"'{run.files.revisions}' (it has: {fmt_rounds(local)}); runs made before "
-            "revisions were kept cannot be pushed this way."
-        )
-    missing = sorted(set(recorded) - set(local))
-    if missing:
-        log.warning("No local revision of %s: not pushed.", fmt_rounds(missing))
-    pushed = store.sync()
-    summary: dict[str, Any] = {
-        "repo_id": repo_id,
-        "run_branch": run_branch,
-        "pushed_rounds": sorted(pushed),
-        "missing_rounds": missing,
-        "last_round": last,
-    }
-    if model_repo_id is not None:
-        result = store.push_final(run, model_repo_id, model_dir=model_dir, private=private)
-        summary.update(
-            dataset_commit=result.dataset_commit,
-            dataset_url=result.dataset_url,
-            model_repo_id=model_repo_id,
-            model_commit=result.model_commit,
-            model_url=result.model_url,
-        )
-    else:
-        commit = store.push_labelled_set(round=last, private=private)
-        summary.update(
-            dataset_commit=commit,
-            dataset_url=f"{constants.ENDPOINT}/datasets/{repo_id}/tree/{commit}",
-        )
-    return summary

@@ -36,6 +36,7 @@ __all__ = [
     "RESERVED_COLUMNS",
     "build_round_dataset",
     "dataset_meta",
+    "jsonable",
     "quiet_datasets",
     "rebuild_pool_state",
     "scores_of",
@@ -46,7 +47,8 @@ FORMAT_VERSION = 1
 RESERVED_COLUMNS = ("pool_id", "label", "label_name", "round", "split", "label_source", "score")
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data (NumPy scalars as numbers, anything else by its ``repr``)."""
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else repr(o)))
 
 
@@ -63,7 +65,7 @@ def dataset_meta(ds: Any) -> dict[str, Any]:
 
 def set_dataset_meta(ds: Any, meta: Mapping[str, Any]) -> None:
     """Store ``meta`` as the round dataset's ``energizer_hf`` metadata."""
-    ds.info.description = json.dumps({META_KEY: _jsonable(dict(meta))}, sort_keys=True)
+    ds.info.description = json.dumps({META_KEY: jsonable(dict(meta))}, sort_keys=True)
 
 
 class quiet_datasets:

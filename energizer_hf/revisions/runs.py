@@ -1,4 +1,5 @@
-"""A run and its round stores: which stores a run gets, and starting a run from a stored round.
+"""A run and its round stores: which stores a run gets, starting a run from a stored round,
+and pushing a whole run (``energizer-hf push``).
 
 >>> [type(s).__name__ for s in ensure_round_stores([])]
 ['LocalRevisions']
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from energizer_hf.errors import DatasetMismatchError
+from energizer_hf.errors import DatasetMismatchError, EnergizerError
 from energizer_hf.pool import ActivePool
 from energizer_hf.revisions.base import (
     DEFAULT_RUN_BRANCH,
@@ -22,12 +23,20 @@ from energizer_hf.revisions.base import (
     RoundNotFoundError,
     RoundStore,
 )
-from energizer_hf.revisions.hub import HubRevisions, load_hub_round, validate_repo_id
-from energizer_hf.revisions.local import LocalRevisions, load_local_round
+from energizer_hf.revisions.hub import HubRevisions, PushResult
+from energizer_hf.revisions.hub_api import load_hub_round, validate_repo_id
+from energizer_hf.revisions.local import LocalRevisions, fmt_rounds, load_local_round
 from energizer_hf.revisions.rounds import rebuild_pool_state
-from energizer_hf.run import RunDir, round_tag
+from energizer_hf.run import RunDir, RunInfo, round_tag
 
-__all__ = ["ensure_round_stores", "load_round", "restore_from_revision", "split_stores"]
+__all__ = [
+    "ensure_round_stores",
+    "load_round",
+    "push_run",
+    "push_to_hub",
+    "restore_from_revision",
+    "split_stores",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +149,110 @@ def restore_from_revision(
     rebuild_pool_state(pool, ds)
     log.info("Starting from %s of '%s' (%d labelled rows)", round_tag(last), source, len(ds))
     return last
+
+
+def push_to_hub(
+    run: RunInfo | str | os.PathLike,
+    model_repo_id: str,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    model_dir: str | os.PathLike | None = None,
+    dataset_repo_id: str | None = None,
+    token: str | None = None,
+    private: bool = True,
+    sync_rounds: bool = True,
+    pool: ActivePool | None = None,
+    **store_kwargs: Any,
+) -> PushResult:
+    """Push a finished run: every round's revision (when ``sync_rounds``) and the final
+    labelled set to ``dataset_repo_id``, and the model with its card to ``model_repo_id``.
+
+    ``run``: a :class:`~energizer_hf.run.RunInfo` or a run directory; the model is ``model``
+    (+ ``tokenizer``), or ``model_dir``, by default the run's ``final_model/``.
+    """
+    info = run if isinstance(run, RunInfo) else RunInfo.from_dir(run)
+    if model is None and model_dir is None:
+        model_dir = info.files.final_model
+    store = HubRevisions(dataset_repo_id, token=token, private=private, run_dir=info.files.root, **store_kwargs)
+    if dataset_repo_id and sync_rounds:
+        store.sync()
+    return store.push_final(info, model_repo_id, model=model, tokenizer=tokenizer, model_dir=model_dir, pool=pool)
+
+
+def push_run(
+    run_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    model_repo_id: str | None = None,
+    private: bool = True,
+    run_branch: str = DEFAULT_RUN_BRANCH,
+    token: str | None = None,
+    **store_kwargs: Any,
+) -> dict[str, Any]:
+    """Push a run directory: the round revisions missing on the Hub (one commit + tag each on
+    ``run_branch``), the last round's labelled set with its card to ``main``, and, with
+    ``model_repo_id``, the final model saved under ``<run_dir>/final_model`` with its card.
+
+    Returns a summary (pushed rounds, commits, URLs). Idempotent: pushing again adds nothing.
+
+    Raises:
+        EnergizerError: not a run directory, no final model for ``model_repo_id``, ...
+        RoundNotFoundError: the last recorded round has no local revision.
+        HubSyncError: a Hub call failed (after retries where they help).
+    """
+    from huggingface_hub import constants
+
+    validate_repo_id(repo_id)
+    if model_repo_id is not None:
+        validate_repo_id(model_repo_id, "model_repo_id")
+    run = RunInfo.from_dir(run_dir)
+    if not run.records:
+        raise EnergizerError(f"The run in '{run.files.root}' has no recorded round yet.")
+    model_dir = run.files.final_model
+    if model_repo_id is not None and not (model_dir / "config.json").is_file():
+        raise EnergizerError(
+            f"The run directory '{run.files.root}' holds no trained model ('{model_dir}' is missing): "
+            "it is saved when a run finishes (energizer-hf run / ActiveLearner.run()). Finish the "
+            "run, push without --model-repo-id, or push a model object from Python with "
+            "HubRevisions.push_final(run, model_repo_id, model=...)."
+        )
+    store = HubRevisions(
+        repo_id, run_branch=run_branch, private=private, token=token, run_dir=run.files.root, **store_kwargs
+    )
+    recorded = [int(r["round"]) for r in run.records]
+    local = run.files.local_rounds()
+    last = recorded[-1]
+    if last not in local:
+        raise RoundNotFoundError(
+            f"The last recorded round ({round_tag(last)}) has no local revision under "
+            f"'{run.files.revisions}' (it has: {fmt_rounds(local)}); runs made before "
+            "revisions were kept cannot be pushed this way."
+        )
+    missing = sorted(set(recorded) - set(local))
+    if missing:
+        log.warning("No local revision of %s: not pushed.", fmt_rounds(missing))
+    pushed = store.sync()
+    summary: dict[str, Any] = {
+        "repo_id": repo_id,
+        "run_branch": run_branch,
+        "pushed_rounds": sorted(pushed),
+        "missing_rounds": missing,
+        "last_round": last,
+    }
+    if model_repo_id is not None:
+        result = store.push_final(run, model_repo_id, model_dir=model_dir, private=private)
+        summary.update(
+            dataset_commit=result.dataset_commit,
+            dataset_url=result.dataset_url,
+            model_repo_id=model_repo_id,
+            model_commit=result.model_commit,
+            model_url=result.model_url,
+        )
+    else:
+        commit = store.push_labelled_set(round=last, private=private)
+        summary.update(
+            dataset_commit=commit,
+            dataset_url=f"{constants.ENDPOINT}/datasets/{repo_id}/tree/{commit}",
+        )
+    return summary

@@ -1,24 +1,6 @@
-"""People as the oracle: each round's queried examples become Label Studio tasks.
+"""The oracle: each round's queried examples become Label Studio tasks, annotations become labels.
 
-``LabelStudioOracle`` creates (or reuses) a Label Studio project whose labelling
-configuration is generated from the class names, imports the queried pool ids as tasks
-(``data: {text, pool_id, round}``, with the model's prediction as a pre-annotation when a
-``predictions`` callable is given), and reads the finished annotations back as label ids.
-
-* ``wait="block"``: ``annotate`` polls until every task of the round is resolved (or
-  ``timeout`` seconds pass: :class:`LabelStudioTimeoutError`, nothing is lost).
-* ``wait="async"``: ``annotate`` imports the tasks and, unless they are all resolved
-  already, raises :class:`AwaitingAnnotations`; the loop stops with the stop reason
-  ``awaiting_annotations`` and ``learner.collect()`` / ``energizer-hf annotate RUN_DIR``
-  picks the round up later.
-
-The run directory keeps ``label_studio/tasks.json`` (written atomically): for every round,
-pool id → task id and status. Tasks are matched on ``data.pool_id`` + ``data.round``,
-never on the Label Studio task id alone (the server reuses ids after deletions), so a
-resumed run neither imports a task twice nor loses an annotation.
-
-The API token comes from the ``token`` argument or ``LABEL_STUDIO_API_KEY``; it is never
-written to a file, a log line, an error message or the ``repr``.
+See :mod:`energizer_hf.oracles.label_studio` for the whole story.
 """
 
 from __future__ import annotations
@@ -35,126 +17,45 @@ from typing import Any
 
 import numpy as np
 
-from energizer_hf.errors import EnergizerError
-from energizer_hf.oracles.base import AWAITING_ANNOTATIONS, AwaitingAnnotations, OracleBase, Predict
-from energizer_hf.retry import RetryError, RetryPolicy, call_with_retries
+from energizer_hf.oracles.base import AwaitingAnnotations, OracleBase, Predict
+from energizer_hf.oracles.label_studio.annotations import (
+    ABANDONED,
+    CONFLICT,
+    DELETED,
+    FROM_NAME,
+    IGNORED,
+    LABELLED,
+    PENDING,
+    RESOLVED,
+    SKIPPED,
+    AnnotationChangedWarning,
+    LabelStudioAuthError,
+    LabelStudioError,
+    LabelStudioTimeoutError,
+    as_dicts,
+    choice_result,
+    fingerprint,
+    make_label_config,
+    parse_annotation,
+    reason,
+    vote,
+)
+from energizer_hf.oracles.label_studio.client import LabelStudioClient
+from energizer_hf.retry import RetryError, call_with_retries
 from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.utils import append_jsonl, atomic_write_json
 
-__all__ = [
-    "AWAITING_ANNOTATIONS",
-    "AnnotationChangedWarning",
-    "AwaitingAnnotations",
-    "LabelStudioAuthError",
-    "LabelStudioConnectionError",
-    "LabelStudioError",
-    "LabelStudioOracle",
-    "LabelStudioTimeoutError",
-    "learner_predictions",
-    "make_label_config",
-]
+__all__ = ["LabelStudioOracle", "learner_predictions"]
 
 log = logging.getLogger(__name__)
 
 TASKS_FILE = "tasks.json"
 CONFLICTS_FILE = "conflicts.jsonl"
 EVENTS_FILE = "events.jsonl"
-FROM_NAME = "label"
-TO_NAME = "text"
-
-# statuses of a task in tasks.json
-PENDING = "pending"
-LABELLED = "labelled"
-SKIPPED = "skipped"  # every annotation was cancelled: the id goes back to the pool
-IGNORED = "ignored"  # skipped with skipped="ignore": never asked again, never labelled
-CONFLICT = "conflict"  # annotations disagree and the rule could not resolve them
-DELETED = "deleted"  # the task was deleted in Label Studio before it was resolved
-ABANDONED = "abandoned"  # not annotated when the round was closed with partial=True
-RESOLVED = {LABELLED, SKIPPED, IGNORED, CONFLICT, DELETED, ABANDONED}
-
-
-# ---------------------------------------------------------------------- errors
-class LabelStudioError(EnergizerError):
-    """Label Studio answered with an error, or its state does not fit the run."""
-
-
-class LabelStudioAuthError(LabelStudioError):
-    """The API token was refused (401/403). The message never contains the token."""
-
-
-class LabelStudioConnectionError(LabelStudioError):
-    """The server could not be reached, even after retries with backoff."""
-
-
-class LabelStudioTimeoutError(LabelStudioError, AwaitingAnnotations):
-    """``timeout`` passed before every task of the round was resolved.
-
-    Nothing is lost: the loop keeps the queried round (``pending.json``) before this error
-    propagates, and running again goes on waiting for the same tasks.
-    """
-
-    reraise = True
-
-    def __init__(self, message: str, round: int = -1, done: int = 0, total: int = 0, where: str = "") -> None:
-        AwaitingAnnotations.__init__(self, round, done, total, where, message)
 
 
 class _ImportUnconfirmed(Exception):
     """The server answered an import without the ids of every task (looked up again)."""
-
-
-class AnnotationChangedWarning(UserWarning):
-    """An annotation was edited (or a task deleted) after its label was read."""
-
-
-# ---------------------------------------------------------------------- labelling configs
-def _single_label(label_names: Sequence[str]) -> str:
-    return _choices(label_names, "single")
-
-
-def _multi_label(label_names: Sequence[str]) -> str:
-    return _choices(label_names, "multiple")
-
-
-def _choices(label_names: Sequence[str], mode: str) -> str:
-    from xml.sax.saxutils import quoteattr
-
-    choices = "".join(f"<Choice value={quoteattr(str(n))}/>" for n in label_names)
-    return (
-        f'<View><Text name="{TO_NAME}" value="$text"/>'
-        f'<Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{mode}" showInline="true">'
-        f"{choices}</Choices></View>"
-    )
-
-
-# task type -> config builder; token classification (<Labels> over <Text>) goes here too.
-LABEL_CONFIGS: dict[str, Callable[[Sequence[str]], str]] = {
-    "single_label": _single_label,
-    "multi_label": _multi_label,
-}
-
-
-def make_label_config(label_names: Sequence[str], task: str = "single_label") -> str:
-    """The Label Studio labelling config (XML) for ``task`` over ``label_names``.
-
-    >>> make_label_config(["neg", "pos"])  # doctest: +NORMALIZE_WHITESPACE
-    '<View><Text name="text" value="$text"/><Choices name="label" toName="text"
-    choice="single" showInline="true"><Choice value="neg"/><Choice value="pos"/></Choices></View>'
-    """
-    if task not in LABEL_CONFIGS:
-        raise LabelStudioError(
-            f"No labelling config for task {task!r}; known: {', '.join(sorted(LABEL_CONFIGS))}."
-        )
-    names = [str(n) for n in label_names]
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise LabelStudioError(f"label_names must be at least 2 distinct names, got {names}.")
-    return LABEL_CONFIGS[task](names)
-
-
-def _choice_result(label: str) -> list[dict[str, Any]]:
-    return [
-        {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
-    ]
 
 
 # ---------------------------------------------------------------------- the oracle
@@ -293,7 +194,7 @@ class LabelStudioOracle(OracleBase):
         self.progress = progress
         self.request_timeout = float(request_timeout)
         self.partial = False
-        self._client = None
+        self._ls: LabelStudioClient | None = None
         self._state: dict[str, Any] | None = None
         self.project_id: int | None = None
 
@@ -402,84 +303,24 @@ class LabelStudioOracle(OracleBase):
         """``{pool_id (str): {task_id, status, label, ...}}`` of a round, as in tasks.json."""
         return self._load_state()["rounds"].get(str(round), {})
 
-    # ------------------------------------------------------------------ client + retries
-    def _sdk(self):
-        try:
-            import httpx
-            from label_studio_sdk import LabelStudio
-            from label_studio_sdk.core.api_error import ApiError
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise LabelStudioError(
-                "LabelStudioOracle needs label-studio-sdk: pip install 'energizer_hf[labelstudio]'."
-            ) from err
-        return LabelStudio, ApiError, httpx
+    # ------------------------------------------------------------------ the server
+    @property
+    def _server(self) -> LabelStudioClient:
+        # built on first use, from the current retry settings
+        if self._ls is None:
+            self._ls = LabelStudioClient(
+                self.url, self._token, max_retries=self.max_retries, retry_backoff=self.retry_backoff,
+                retry_timeout=self.retry_timeout, request_timeout=self.request_timeout,
+            )
+        return self._ls
 
     @property
-    def client(self):
-        if self._client is None:
-            LabelStudio, _, _ = self._sdk()
-            self._client = LabelStudio(
-                base_url=self.url, api_key=self._token, timeout=self.request_timeout
-            )
-        return self._client
-
-    def _policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            attempts=self.max_retries, backoff=self.retry_backoff, max_backoff=30.0,
-            deadline=self.retry_timeout,
-        )
+    def client(self) -> Any:
+        """The ``label_studio_sdk`` client (imported on first use)."""
+        return self._server.api
 
     def _call(self, what: str, fn: Callable[[], Any], *, retry: bool = True) -> Any:
-        """Run ``fn`` with retries on connection errors and 5xx; map errors to ours."""
-        _, ApiError, httpx = self._sdk()
-
-        def log_retry(err: BaseException, attempt: int, delay: float) -> None:
-            log.warning(
-                "Label Studio at %s: %s while trying to %s; retrying in %.1f s (%d/%d).",
-                self.url, _reason(err), what, delay, attempt, self.max_retries,
-            )
-
-        try:
-            return call_with_retries(
-                fn,
-                self._policy() if retry else RetryPolicy(attempts=1),
-                retryable=lambda err: self._map_error(err, what) is None,
-                catch=(ApiError, httpx.TransportError),
-                on_retry=log_retry,
-            )
-        except RetryError as failed:
-            return self._give_up(failed, what, retry)
-
-    def _give_up(self, failed: RetryError, what: str, retry: bool = True) -> Any:
-        """Raise the named error of a call that failed for good."""
-        mapped = self._map_error(failed.error, what)
-        if mapped is not None:
-            raise mapped from None
-        if not retry:
-            raise failed.error
-        raise LabelStudioConnectionError(
-            f"Could not reach Label Studio at {self.url} to {what} ({_reason(failed.error)}) after "
-            f"{failed.attempts} attempts in {failed.elapsed:.0f} s. Is the server running? Nothing is "
-            "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
-        ) from None
-
-    def _map_error(self, err: BaseException, what: str) -> LabelStudioError | None:
-        """Our error for a final failure, ``None`` for a transient one (retry it)."""
-        _, ApiError, httpx = self._sdk()
-        if isinstance(err, httpx.TransportError):
-            return None
-        status = getattr(err, "status_code", None)
-        if status in (401, 403):
-            return LabelStudioAuthError(
-                f"Label Studio at {self.url} refused the API token ({status}) while trying "
-                f"to {what}: check LABEL_STUDIO_API_KEY (Account & Settings → Access Token)."
-            )
-        if status is None or status >= 500 or status in (408, 429):
-            return None
-        return LabelStudioError(
-            f"Label Studio at {self.url} answered {status} while trying to {what}: "
-            f"{_detail(getattr(err, 'body', None))}"
-        )
+        return self._server.call(what, fn, retry=retry)
 
     # ------------------------------------------------------------------ project
     def ensure_project(self) -> int:
@@ -603,7 +444,7 @@ class LabelStudioOracle(OracleBase):
                     {
                         "model_version": self.model_version.format(round=round),
                         "score": float(preds[1][j]),
-                        "result": _choice_result(name),
+                        "result": choice_result(name),
                     }
                 ]
             payloads.append(task)
@@ -658,16 +499,16 @@ class LabelStudioOracle(OracleBase):
 
         def log_retry(err: BaseException, attempt: int, delay: float) -> None:
             # the import may or may not have been applied: the next attempt looks first
-            log.warning("Importing tasks failed (%s); checking and retrying in %.1f s.", _reason(err), delay)
+            log.warning("Importing tasks failed (%s); checking and retrying in %.1f s.", reason(err), delay)
 
-        _, ApiError, httpx = self._sdk()
+        server = self._server
         try:
             call_with_retries(
                 import_missing,
-                self._policy(),
+                server.policy(),
                 retryable=lambda err: isinstance(err, _ImportUnconfirmed)
-                or self._map_error(err, "import tasks") is None,
-                catch=(ApiError, httpx.TransportError, _ImportUnconfirmed),
+                or server.map_error(err, "import tasks") is None,
+                catch=(*server.transient_types(), _ImportUnconfirmed),
                 on_retry=log_retry,
             )
         except RetryError as failed:
@@ -676,7 +517,7 @@ class LabelStudioOracle(OracleBase):
                     f"Label Studio at {self.url} did not confirm the import of round {round}'s tasks "
                     f"after {failed.attempts} attempts ({failed.error}); run again to retry."
                 ) from None
-            self._give_up(failed, "import tasks")
+            server.give_up(failed, "import tasks")
         return {int(k): v.get("task_id") for k, v in rstate.items() if int(k) in set(ids.tolist())}
 
     def _ignored_ids(self) -> set[int]:
@@ -687,26 +528,14 @@ class LabelStudioOracle(OracleBase):
 
     # ------------------------------------------------------------------ resolving
     def _parse(self, ann: dict[str, Any]) -> tuple[bool, int | None, str | None]:
-        """(cancelled, label id or None, raw choice) of one annotation dict."""
-        if ann.get("was_cancelled"):
-            return True, None, None
-        for region in ann.get("result") or []:
-            if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
-                choices = (region.get("value") or {}).get("choices") or []
-                if choices:
-                    return False, self._label_ids.get(str(choices[0])), str(choices[0])
-        return False, None, None
+        return parse_annotation(ann, self._label_ids)
 
     def _fingerprint(self, anns: list[dict[str, Any]]) -> list[list[Any]]:
-        return sorted(
-            [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")),
-             self._parse(a)[2]]
-            for a in anns
-        )
+        return fingerprint(anns, self._label_ids)
 
     def _resolve(self, round: int, pool_id: int, task: Any) -> dict[str, Any] | None:
         """The resolved entry of a task, or ``None`` while it waits for annotations."""
-        anns = sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"]))
+        anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"]))
         parsed = [(a, *self._parse(a)) for a in anns]
         cancelled = [p for p in parsed if p[1]]
         submitted = [p for p in parsed if not p[1] and p[2] is not None]
@@ -723,17 +552,9 @@ class LabelStudioOracle(OracleBase):
             status = IGNORED if self.skipped == "ignore" else SKIPPED
             return {**entry, "status": status, "label": -1}
         votes = [p[2] for p in submitted]
-        counts = Counter(votes)
-        label: int | None
-        if self.conflict == "first":
-            label = votes[0]
-        elif self.conflict == "majority":
-            top = counts.most_common()
-            label = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else None
-        else:  # unanimous
-            label = votes[0] if len(counts) == 1 else None
+        label = vote(votes, self.conflict)
         entry["votes"] = [self.label_names[v] for v in votes]
-        if len(counts) > 1:
+        if len(set(votes)) > 1:
             append_jsonl(
                 self.state_dir / CONFLICTS_FILE,
                 {
@@ -797,7 +618,7 @@ class LabelStudioOracle(OracleBase):
                         entry.update(resolved)
                         changed = True
                 elif status in (LABELLED, SKIPPED, IGNORED, CONFLICT, ABANDONED):
-                    now = self._fingerprint(sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"])))
+                    now = self._fingerprint(sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])))
                     if now != entry.get("seen") and now != entry.get("change_reported"):
                         warnings.warn(
                             f"Annotations of Label Studio task {task.id} (pool id {pool_id}, round "
@@ -838,7 +659,7 @@ class LabelStudioOracle(OracleBase):
         tasks = self._list_tasks()
         for i in left:
             task = tasks.get((round, i))
-            anns = sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"])) if task else []
+            anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])) if task else []
             rstate[str(i)].update(status=ABANDONED, label=-1, seen=self._fingerprint(anns))
         self._save_state()
         self._event("abandoned", round=round, pool_ids=left)
@@ -938,28 +759,3 @@ def learner_predictions(learner: Any, batch_size: int = 64) -> Callable[[np.ndar
         return np.concatenate(labels), np.concatenate(scores)
 
     return predict
-
-
-def _reason(err: BaseException) -> str:
-    status = getattr(err, "status_code", None)
-    return f"HTTP {status}" if status is not None else type(err).__name__
-
-
-def _as_dicts(anns: Any) -> list[dict[str, Any]]:
-    out = []
-    for a in anns or []:
-        if isinstance(a, dict):
-            out.append(a)
-        elif hasattr(a, "model_dump"):
-            out.append(a.model_dump(mode="json"))
-        else:
-            out.append(dict(a))
-    return out
-
-
-def _detail(body: Any) -> str:
-    if isinstance(body, dict):
-        for key in ("validation_errors", "detail", "message"):
-            if body.get(key):
-                return str(body[key])
-    return str(body)[:500]
