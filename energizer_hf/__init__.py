@@ -35,7 +35,7 @@ _LAZY = {
     "ActiveLearner": "energizer_hf.learner",
     "LabelStudioOracle": "energizer_hf.oracles",
     "PoolScorer": "energizer_hf.scoring",
-    "RoundStore": "energizer_hf.hub",
+    "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies",
     "WidgetOracle": "energizer_hf.oracles",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from energizer_hf.functional.primitives import entropy as _entropy
+
 __all__ = [
     "entropy",
     "entropy_from_probs",
@@ -38,8 +40,7 @@ def _check_2d(x: Tensor, name: str) -> None:
 def entropy_from_probs(probs: Tensor) -> Tensor:
     """Shannon entropy (nats) of each row of a probability matrix."""
     _check_2d(probs, "entropy_from_probs")
-    probs = probs.float()
-    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+    return _entropy(probs.float())
 
 
 def entropy(logits: Tensor) -> Tensor:

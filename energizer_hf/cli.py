@@ -49,6 +49,7 @@ def _parse_bool(value: str) -> bool:
 
 def _build_parser() -> argparse.ArgumentParser:
     from energizer_hf.learner import RunConfig
+    from energizer_hf.run import LEGACY_CONFIG_NAMES
 
     parser = argparse.ArgumentParser(prog="energizer-hf", description="Active learning for Hugging Face models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,9 +68,13 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Run active learning from a YAML file; every field can be overridden.",
     )
     run.add_argument("config", nargs="?", help="YAML file with RunConfig fields")
+    old_names = {new: old for old, new in LEGACY_CONFIG_NAMES.items()}
     for f in dataclasses.fields(RunConfig):
+        flags = [f"--{f.name.replace('_', '-')}"]
+        if f.name in old_names:  # the name the setting had before still works
+            flags.append(f"--{old_names[f.name].replace('_', '-')}")
         run.add_argument(
-            f"--{f.name.replace('_', '-')}",
+            *flags,
             dest=f.name,
             type=_field_parser(f),
             default=argparse.SUPPRESS,
@@ -123,14 +128,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from energizer_hf.errors import EnergizerError
     from energizer_hf.learner import ActiveLearner, RunConfig
-    from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, LabelStudioOracle
+    from energizer_hf.oracles.base import AWAITING_ANNOTATIONS
+    from energizer_hf.oracles.label_studio import LabelStudioOracle
+    from energizer_hf.run import RunDir
 
-    run_dir = Path(args.run_dir)
-    config_file = run_dir / "config.yaml"
+    files = RunDir(args.run_dir)
+    run_dir = files.root
+    config_file = files.config_yaml
     if not config_file.exists():
         raise EnergizerError(
             f"{config_file} does not exist: RUN_DIR must be the run directory of a run started with "
@@ -144,17 +150,11 @@ def _annotate(args: argparse.Namespace) -> int:
             "The run was started with an in-memory dataset, so `annotate` cannot load it: call "
             "learner.collect() from Python instead, or start runs from a dataset name or path."
         )
+    # the run binds the oracle to its pool, texts and model (nothing is given twice)
     oracle = LabelStudioOracle.from_run_dir(
-        run_dir,
-        wait="block" if args.wait else "async",
-        timeout=args.timeout,
-        progress=not args.no_progress,
-        text_column=config.text_column,
+        run_dir, wait="block" if args.wait else "async", timeout=args.timeout, progress=not args.no_progress
     )
-    learner = ActiveLearner(config, oracle=oracle)
-    pool_ds, _ = learner._splits()
-    oracle.dataset = pool_ds
-    results = learner.collect(partial=args.partial)
+    results = ActiveLearner(config, oracle=oracle).collect(partial=args.partial)
     print(results.to_table())
     if results.stop_reason == AWAITING_ANNOTATIONS:
         waiting = results[-1].get("awaiting", {})
@@ -164,7 +164,7 @@ def _annotate(args: argparse.Namespace) -> int:
             f"{run_dir}` again later."
         )
     else:
-        print(f"\nRun finished ({results.stop_reason}); rounds in {run_dir / 'rounds.jsonl'}")
+        print(f"\nRun finished ({results.stop_reason}); rounds in {files.rounds}")
     return 0
 
 
@@ -200,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(config, **values)
             results = ActiveLearner(config).run()
             print(results.to_table())
-            print(f"\nRounds recorded in {os.path.join(config.run_dir, 'rounds.jsonl')}")
+            from energizer_hf.run import RunDir
+
+            print(f"\nRounds recorded in {RunDir(config.run_dir).rounds}")
             return 0
         if args.command == "annotate":
             return _annotate(args)
         if args.command == "push":
-            from energizer_hf.hub import push_run
+            from energizer_hf.revisions import push_run
 
             summary = push_run(
                 args.run_dir,

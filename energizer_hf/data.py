@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from energizer_hf.pool import ActivePool
+from energizer_hf.scoring import plan_by_length
 
 __all__ = ["HFDataAdapter", "LabelledRows", "TorchDataAdapter"]
 
@@ -78,8 +79,6 @@ class TorchDataAdapter:
 
     # BatchSource: pool scoring in the dataset's order, with the user's collate function
     def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
-        from energizer_hf.scoring import plan_by_length
-
         return plan_by_length(ids, None, batch_size)
 
     def collate(self, ids: np.ndarray) -> Any:
@@ -198,8 +197,6 @@ class HFDataAdapter:
 
     # BatchSource: length-sorted batches, dynamic padding, inputs only
     def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:
-        from energizer_hf.scoring import plan_by_length
-
         return plan_by_length(ids, self.lengths, batch_size, max_tokens)
 
     def collate(self, ids: np.ndarray) -> Any:

@@ -148,6 +148,7 @@ def run_demo(
 
     from energizer_hf.learner import ActiveLearner
     from energizer_hf.results import plot_learning_curves
+    from energizer_hf.run import RunDir
 
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
@@ -188,7 +189,7 @@ def run_demo(
     plot = plot_learning_curves(
         results, out_dir / "learning_curves.png", metric="test/accuracy", title="energizer_hf demo"
     )
-    written = [plot] + [out_dir / f"run-{n}" / "rounds.jsonl" for n in results]
+    written = [plot] + [RunDir(out_dir / f"run-{n}").rounds for n in results]
     echo("")
     echo("Files written:")
     for p in written:

@@ -28,12 +28,15 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from energizer_hf.data import column_as_numpy
+from energizer_hf.distributed import barrier, distributed_rank_world, rank
 from energizer_hf.errors import (
     ColumnNotFoundError,
     CorruptIndexError,
@@ -255,39 +258,35 @@ class EmbeddingWriter:
 
 
 # ---------------------------------------------------------------------------- computing
-def _barrier() -> None:
-    import torch.distributed as dist
+def embed_pool_with_model(
+    embed: Callable[[np.ndarray], np.ndarray],
+    pool: Any,
+    directory: str | os.PathLike,
+    *,
+    fingerprint: str,
+    encoder: str = "model",
+) -> PoolEmbeddings:
+    """Embed every pool row with ``embed(ids) -> (len(ids), d)`` and store the result.
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
-
-
-def embed_pool_with_model(strategy: Any, context: Any, directory: str | os.PathLike, *, fingerprint: str | None = None) -> PoolEmbeddings:
-    """Embed every pool row with ``strategy.model``'s ``embed`` hook and store the result.
-
-    Collective in a distributed run (every rank scores its share through the context's
-    scorer; rank 0 writes). ``fingerprint`` defaults to :func:`module_fingerprint` of the
-    model at this moment.
+    ``embed`` is usually the strategy's model through the run's scorer (its ``embed`` hook):
+    collective in a distributed run, every rank calls this; rank 0 writes. ``fingerprint``
+    identifies the encoder (e.g. :func:`module_fingerprint` of the model at this moment);
+    ``encoder`` names it in the store's metadata.
     """
-    from energizer_hf.scoring import distributed_rank_world
-
-    pool = context.pool
     n = len(pool)
-    fp = fingerprint or module_fingerprint(strategy.model)
     ids = np.arange(n, dtype=np.int64)
     start = time.perf_counter()
-    emb = strategy.pool_outputs(context, ("embeddings",), ids=ids)["embeddings"]
-    rank, _ = distributed_rank_world()
-    if rank == 0:
+    emb = embed(ids)
+    if rank() == 0:
         writer = EmbeddingWriter(
             directory, n, int(emb.shape[1]), dataset_fingerprint=pool.fingerprint,
-            encoder_fingerprint=fp, encoder=f"model:{type(strategy.model).__name__}",
+            encoder_fingerprint=fingerprint, encoder=encoder,
         )
         step = 65_536
         for lo in range(0, n, step):
             writer.write(ids[lo : lo + step], np.asarray(emb[lo : lo + step]))
         writer.finish({"compute_seconds": round(time.perf_counter() - start, 3)})
-    _barrier()
+    barrier()
     return PoolEmbeddings.open(directory)
 
 
@@ -313,9 +312,6 @@ def embed_pool_with_encoder(
     """
     from transformers import AutoModel, AutoTokenizer
 
-    from energizer_hf.data import column_as_numpy
-    from energizer_hf.scoring import distributed_rank_world
-
     if text_column not in dataset.column_names:
         raise ColumnNotFoundError(
             f"The pool has no text column '{text_column}' to embed with {encoder} (columns: "
@@ -334,7 +330,7 @@ def embed_pool_with_encoder(
 
     if rank == 0:
         writer = make_writer(create=True)
-    _barrier()  # the file exists before the other ranks open it
+    barrier()  # the file exists before the other ranks open it
     if rank != 0:
         writer = make_writer(create=False)
     # length-sorted batches (character length is a good proxy) keep padding small
@@ -359,9 +355,9 @@ def embed_pool_with_encoder(
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
             writer.write(idx, pooled)
     writer.array.flush()
-    _barrier()
+    barrier()
     if rank == 0:
         writer.finish({"compute_seconds": round(time.perf_counter() - start, 3), "max_length": max_length,
                        "pooling": "mean", "processes": world})
-    _barrier()
+    barrier()
     return PoolEmbeddings.open(directory)

@@ -14,8 +14,8 @@ import pytorch_lightning as pl
 import torch
 
 from energizer_hf.errors import EmptyPoolError
-from energizer_hf.loop import round_seed
 from energizer_hf.pool import ActivePool
+from energizer_hf.utils import round_seed
 
 __all__ = ["KeepBestWeights", "LightningBackend"]
 

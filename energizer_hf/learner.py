@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,36 @@ from energizer_hf.errors import (
     LabelMismatchError,
 )
 from energizer_hf.loop import ActiveLoop, LoopSettings
-from energizer_hf.oracles.base import Oracle, SimulatedOracle
+from energizer_hf.oracles.base import Oracle, OracleBase, SimulatedOracle
 from energizer_hf.pool import ActivePool
 from energizer_hf.query_strategies.base import Strategy
 from energizer_hf.query_strategies.registry import get_strategy_class
 from energizer_hf.results import RoundResults
+from energizer_hf.revisions import (
+    HubRevisions,
+    PushResult,
+    ensure_round_stores,
+    restore_from_revision,
+    save_final_model,
+    split_stores,
+)
+from energizer_hf.run import LEGACY_CONFIG_NAMES, RunDir, RunInfo, check_one_name_each
 
 __all__ = ["ActiveLearner", "RunConfig", "encode_labels", "encode_with_names", "load_data"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
 
 log = logging.getLogger(__name__)
 
 # Fields that do not change what a run computes: they may differ when resuming.
 _NON_SEMANTIC = {
-    "run_dir", "progress", "num_workers", "eval_batch_size", "rounds", "total_budget",
+    "run_dir", "progress", "num_workers", "eval_batch_size", "max_rounds", "total_budget",
     "hub_repo_id", "hub_branch", "hub_private", "pool_max_tokens", "scoring_precision",
 }
 
@@ -73,8 +90,13 @@ class RunConfig:
     )
     query_size: int = field(default=25, metadata={"help": "Examples labelled per round."})
     initial_size: int = field(default=25, metadata={"help": "Size of the initial labelled set."})
-    initial_strategy: str = field(default="stratified", metadata={"help": "'random' or 'stratified' initial set."})
-    rounds: int | None = field(default=5, metadata={"help": "Number of query rounds (records = rounds + 1)."})
+    initial_strategy: str = field(
+        default="stratified",
+        metadata={"help": "'stratified' (per class when the pool's labels are known, else random) or 'random' initial set."},
+    )
+    max_rounds: int | None = field(
+        default=5, metadata={"help": "Number of query rounds (records = max_rounds + 1); alias: rounds."}
+    )
     total_budget: int = field(default=-1, metadata={"help": "Stop at this many labels (-1: no budget)."})
     validation_perc: float = field(default=0.0, metadata={"help": "Fraction of new labels held out for validation."})
     early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without validation gain before stopping (0: off)."})
@@ -91,9 +113,10 @@ class RunConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
-    stopping: list[Any] | None = field(
+    stopping_criteria: list[Any] | None = field(
         default=None,
-        metadata={"help": "Stopping criteria: names or {name: ..., params}, e.g. [{name: kappa_average, threshold: 0.99}]."},
+        metadata={"help": "Stopping criteria: names or {name: ..., params}, e.g. [{name: kappa_average, "
+                  "threshold: 0.99}]; alias: stopping."},
     )
     minority_class: Any = field(
         default=None,
@@ -126,7 +149,15 @@ class RunConfig:
         metadata={"help": "Round of resume_from: round-NNN, a round number, a branch or a commit (default: latest)."},
     )
 
-    def __post_init__(self) -> None:
+    # the names these settings had before (every face now uses one name per concept)
+    rounds: InitVar[int | None] = _UNSET
+    stopping: InitVar[list[Any] | None] = _UNSET
+
+    def __post_init__(self, rounds: Any = _UNSET, stopping: Any = _UNSET) -> None:
+        if rounds is not _UNSET:
+            self.max_rounds = rounds
+        if stopping is not _UNSET:
+            self.stopping_criteria = stopping
         if self.test_split == "":
             self.test_split = None
         for name in ("query_size", "max_epochs", "batch_size", "eval_batch_size", "max_length"):
@@ -145,8 +176,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
+        """A configuration from a mapping (the old names ``rounds`` and ``stopping`` are
+        read as ``max_rounds`` and ``stopping_criteria``)."""
+        known = {f.name for f in dataclasses.fields(cls)} | set(LEGACY_CONFIG_NAMES)
         unknown = sorted(set(data) - known)
+        check_one_name_each(data)
         if unknown:
             raise EnergizerError(
                 f"Unknown configuration fields: {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
@@ -320,6 +354,7 @@ class ActiveLearner:
         **overrides: Any,
     ) -> None:
         config = config or RunConfig()
+        check_one_name_each(overrides)
         if isinstance(dataset, (str, os.PathLike)):
             overrides["dataset"] = str(dataset)
             dataset = None
@@ -410,7 +445,7 @@ class ActiveLearner:
         from energizer_hf.utils import seed_everything
 
         cfg = self.config
-        run_dir = Path(cfg.run_dir)
+        files = RunDir(cfg.run_dir)
         pool_ds, test_ds = self._splits()
 
         # labels
@@ -470,7 +505,7 @@ class ActiveLearner:
         # tokenization, cached next to the run
         pool = ActivePool(pool_ds)
         tok_id = _tokenizer_identity(tokenizer)
-        cache_dir = run_dir / "cache"
+        cache_dir = files.cache
         cache_dir.mkdir(parents=True, exist_ok=True)
         tokenized = self._tokenize(pool_ds, tokenizer, cache_dir / f"pool-v2-{pool.fingerprint}-{tok_id}-{cfg.max_length}.arrow")
         from energizer_hf.data import column_as_numpy
@@ -542,28 +577,27 @@ class ActiveLearner:
         )
         settings = LoopSettings(
             query_size=cfg.query_size,
-            max_rounds=cfg.rounds,
+            max_rounds=cfg.max_rounds,
             total_budget=cfg.total_budget,
             initial_size=cfg.initial_size,
-            initial_strategy=cfg.initial_strategy if pool_labels is not None else "random",
+            initial_strategy=cfg.initial_strategy,
             validation_perc=cfg.validation_perc,
             test_after_labelling=test is not None,
             reset_weights=cfg.reset_weights,
             seed=cfg.seed,
-            stopping_criteria=criteria_from_config(cfg.stopping),
+            stopping_criteria=criteria_from_config(cfg.stopping_criteria),
             minority_class=_class_id(cfg.minority_class, names),
         )
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
         semantic["tokenizer"] = tok_id
-        from energizer_hf.hub import ensure_round_stores, restore_from_revision
-
         if cfg.resume_from:  # a no-op once run_dir has records of its own
             restore_from_revision(
-                pool, cfg.resume_from, cfg.resume_revision, run_dir=run_dir, run_branch=cfg.hub_branch
+                pool, cfg.resume_from, cfg.resume_revision, run_dir=files.root, run_branch=cfg.hub_branch
             )
-        callbacks = ensure_round_stores(
-            self.callbacks, repo_id=cfg.hub_repo_id, run_branch=cfg.hub_branch, private=cfg.hub_private
+        callbacks, stores = split_stores(self.callbacks)
+        stores = ensure_round_stores(
+            stores, repo_id=cfg.hub_repo_id, run_branch=cfg.hub_branch, private=cfg.hub_private
         )
         self.loop = ActiveLoop(
             pool,
@@ -571,11 +605,12 @@ class ActiveLearner:
             backend,
             oracle,
             settings,
-            run_dir,
+            files.root,
             config=semantic,
             label_names=names,
             stratify_labels=pool_labels,
             callbacks=callbacks,
+            stores=stores,
             progress=cfg.progress,
             start_from_labels=bool(cfg.resume_from),
         )
@@ -600,18 +635,46 @@ class ActiveLearner:
 
     def run(self) -> RoundResults:
         """Run (or resume) the rounds and return their results."""
-        from energizer_hf.hub import is_run_complete, save_final_model
-
         loop = self.loop or self.setup()
-        was_complete = is_run_complete(self.config.run_dir)
-        if getattr(self.oracle, "keeps_round", False):  # people label (Label Studio):
+        files = loop.files
+        was_complete = files.is_complete()
+        if loop.oracle.keeps_round:  # people label (Label Studio):
             # `energizer-hf annotate RUN_DIR` rebuilds the run from it, even after a crash
-            (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
+            files.config_yaml.write_text(_yaml_dump(self.config.to_dict()))
         results = loop.run()
-        (Path(self.config.run_dir) / "config.yaml").write_text(_yaml_dump(self.config.to_dict()))
+        files.config_yaml.write_text(_yaml_dump(self.config.to_dict()))
         if not was_complete:  # the model was trained here: keep it for `energizer-hf push`
-            save_final_model(self.config.run_dir, self.module.model, self.tokenizer)
+            save_final_model(files.root, self.module.model, self.tokenizer)
         return results
+
+    def run_info(self) -> RunInfo:
+        """The run as it stands (:class:`~energizer_hf.run.RunInfo`): cards, pushes and
+        people's tools take it."""
+        return self.loop.run_info() if self.loop is not None else RunInfo.from_dir(self.config.run_dir)
+
+    def push_to_hub(
+        self,
+        model_repo_id: str,
+        *,
+        dataset_repo_id: str | None = None,
+        store: HubRevisions | None = None,
+        **push_kwargs: Any,
+    ) -> PushResult:
+        """Push the final labelled set and the trained model (with its card) after ``run()``.
+
+        ``store``: the :class:`~energizer_hf.revisions.HubRevisions` that pushed the rounds
+        (default: a new one for ``dataset_repo_id``, or ``hub_repo_id``). ``push_kwargs``: see
+        :meth:`~energizer_hf.revisions.HubRevisions.push_final`.
+        """
+        if self.loop is None:
+            raise EnergizerError("push_to_hub pushes a finished run: call run() first.")
+        if store is None:
+            store = HubRevisions(dataset_repo_id or self.config.hub_repo_id, run_dir=self.loop.files.root,
+                                 run_branch=self.config.hub_branch, private=self.config.hub_private)
+        return store.push_final(
+            self.run_info(), model_repo_id, model=self.module.model, tokenizer=self.tokenizer,
+            pool=self.pool, dataset_repo_id=dataset_repo_id, **push_kwargs,
+        )
 
     def collect(self, partial: bool = False) -> RoundResults:
         """Continue a run that stopped with ``stop_reason == "awaiting_annotations"``.
@@ -622,8 +685,8 @@ class ActiveLearner:
         again at once when the round is not fully annotated yet). ``partial=True`` closes
         the waiting round with what is annotated now (the rest goes back to the pool).
         """
-        if partial and hasattr(self.oracle, "partial"):
-            self.oracle.partial = True  # one-shot: used by the first round it asks for
+        if partial and isinstance(self.oracle, OracleBase):
+            self.oracle.close_round()  # one-shot: used by the first round it asks for
         return self.run()
 
 

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from energizer_hf.distributed import broadcast_from_rank0 as _broadcast
+from energizer_hf.distributed import env_rank
 from energizer_hf.errors import (
     BudgetError,
     ConfigMismatchError,
@@ -33,24 +34,33 @@ from energizer_hf.errors import (
     EnergizerError,
     InvalidIdsError,
 )
-from energizer_hf.oracles.base import Oracle
-from energizer_hf.oracles.label_studio import AWAITING_ANNOTATIONS, AwaitingAnnotations
+from energizer_hf.oracles.base import (
+    AWAITING_ANNOTATIONS,
+    AwaitingAnnotations,
+    Oracle,
+    Predict,
+    as_oracle,
+)
 from energizer_hf.pool import ActivePool, split_validation, warn_pool_exhausted
+from energizer_hf.query_strategies.base import Strategy
 from energizer_hf.results import RoundResults
+from energizer_hf.revisions.base import RoundStore
+from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.scoring import QueryContext
-from energizer_hf.scoring import broadcast_from_rank0 as _broadcast
-from energizer_hf.utils import append_jsonl, atomic_write_json, read_jsonl
+from energizer_hf.stopping import StopState, check_stopping, validate_criteria
+from energizer_hf.utils import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    round_seed,
+    seed_everything,
+)
 
 __all__ = ["ActiveLoop", "Backend", "LoopSettings"]
 
 log = logging.getLogger(__name__)
 
-ROUNDS_FILE = "rounds.jsonl"
-RUN_FILE = "run.json"
-POOL_DIR = "pool"
-MODEL_STATE_FILE = "model_state.pt"
-SCORING_DIR = "scoring"
-PENDING_FILE = "pending.json"  # a round fitted and queried, waiting for its annotations
+INITIAL_STRATEGIES = ("random", "stratified")
 
 
 @dataclass
@@ -66,7 +76,9 @@ class LoopSettings:
             ``-1`` for no budget.
         initial_size: size of the initial labelled set when the pool has none (``None``:
             ``query_size``).
-        initial_strategy: ``"random"`` or ``"stratified"`` (needs ``stratify_labels``).
+        initial_strategy: ``"stratified"`` (the default: per class, from the pool's true
+            labels, when they are known, i.e. in a simulation; random otherwise) or
+            ``"random"``.
         validation_perc: fraction of each round's new labels held out for validation.
         test_after_labelling: test after each fit when test data exist.
         reset_weights: reset the model to its initial weights before each fit.
@@ -83,7 +95,7 @@ class LoopSettings:
     max_rounds: int | None = None
     total_budget: int = -1
     initial_size: int | None = None
-    initial_strategy: str = "random"
+    initial_strategy: str = "stratified"
     validation_perc: float = 0.0
     test_after_labelling: bool = True
     reset_weights: bool = True
@@ -92,8 +104,6 @@ class LoopSettings:
     minority_class: int | None = None
 
     def __post_init__(self) -> None:
-        from energizer_hf.stopping import validate_criteria
-
         self.stopping_criteria = validate_criteria(self.stopping_criteria)
         if not isinstance(self.query_size, (int, np.integer)) or self.query_size <= 0:
             raise BudgetError(
@@ -121,9 +131,10 @@ class LoopSettings:
                 f"validation_perc must be in [0, 1), got {self.validation_perc}: it is the "
                 "fraction of new labels held out for validation."
             )
-        if self.initial_strategy not in ("random", "stratified"):
+        if self.initial_strategy not in INITIAL_STRATEGIES:
             raise BudgetError(
-                f"initial_strategy must be 'random' or 'stratified', got {self.initial_strategy!r}."
+                f"initial_strategy must be 'stratified' (per class when the true labels are "
+                f"known) or 'random', got {self.initial_strategy!r}."
             )
 
 
@@ -141,20 +152,6 @@ class Backend(Protocol):
     def save_model_state(self, path: Path) -> None: ...
 
     def load_model_state(self, path: Path) -> None: ...
-
-
-def round_seed(seed: int, round: int) -> int:
-    """A 32-bit seed that depends on the run's seed and the round."""
-    return int(np.random.SeedSequence([seed, round + 1]).generate_state(1)[0])
-
-
-def env_rank() -> int:
-    """This process's global rank from the launcher's environment, without initialising
-    anything (``RANK`` from torchrun/accelerate, ``LOCAL_RANK`` from Lightning's launcher)."""
-    for key in ("RANK", "LOCAL_RANK"):
-        if key in os.environ:
-            return int(os.environ[key])
-    return 0
 
 
 def round_float(value: float) -> float:
@@ -176,15 +173,21 @@ class ActiveLoop:
         pool: the active pool; its state is attached to ``<run_dir>/pool``.
         strategy: a :class:`~energizer_hf.query_strategies.Strategy`.
         backend: fits, tests and batches the pool (see :class:`Backend`).
-        oracle: gives labels to queried ids.
+        oracle: gives labels to queried ids (see :mod:`energizer_hf.oracles.base`); it is
+            bound to the run (:meth:`~energizer_hf.oracles.base.OracleBase.bind`) before the
+            first round.
         settings: the :class:`LoopSettings`.
-        run_dir: where the label state and ``rounds.jsonl`` live; an existing run
-            directory with the same configuration is resumed.
+        run_dir: where the label state and ``rounds.jsonl`` live (the files are named by
+            :class:`~energizer_hf.run.RunDir`); an existing run directory with the same
+            configuration is resumed.
         config: a JSON-serialisable description of the run, compared on resume.
         label_names: names of label ids, used in the records' label distributions.
-        stratify_labels: true labels of the pool, only for a stratified initial set.
+        stratify_labels: true labels of the pool (a simulation): for a stratified initial
+            set and the minority class.
         callbacks: objects with optional ``on_round_start(loop, round)`` and
             ``on_round_end(loop, record)`` methods.
+        stores: :class:`~energizer_hf.revisions.RoundStore` backends; the writing process
+            calls ``store.on_round_end(run_info, pool, record)`` after each round's record.
         progress: show a progress bar over rounds.
         start_from_labels: when the run directory has no records but the pool has labels
             (rebuilt from a stored revision), continue from the pool's last round instead
@@ -204,34 +207,76 @@ class ActiveLoop:
         label_names: Sequence[str] | None = None,
         stratify_labels: np.ndarray | None = None,
         callbacks: Sequence[Any] = (),
+        stores: Sequence[RoundStore] = (),
         progress: bool = True,
         start_from_labels: bool = False,
     ) -> None:
         self.pool = pool
         self.strategy = strategy
         self.backend = backend
-        self.oracle = oracle
+        self.oracle = as_oracle(oracle)
         self.settings = settings
-        self.run_dir = Path(run_dir)
+        self.files = RunDir(run_dir)
+        self.run_dir = self.files.root
         self.config = dict(config or {})
         self.label_names = list(label_names) if label_names is not None else None
         self.stratify_labels = stratify_labels
         self.callbacks = list(callbacks)
+        self.stores = list(stores)
         self.progress = progress
         self.start_from_labels = start_from_labels
         self.is_writer = env_rank() == 0
         self.records: list[dict[str, Any]] = []
+        self._round = 0
+
+    # ------------------------------------------------------------------ the run as a record
+    @property
+    def initial_strategy(self) -> str:
+        """How the initial set is drawn: ``"stratified"`` needs the true labels (a
+        simulation); without them it is ``"random"``."""
+        if self.settings.initial_strategy == "stratified" and self.stratify_labels is not None:
+            return "stratified"
+        return "random"
+
+    def identity(self) -> dict[str, Any]:
+        """What the run is: settings and configuration (as ``run.json`` keeps them), the
+        strategy and its parameters, who labels, which data, the classes."""
+        strategy = self.strategy
+        dataset = self.config.get("dataset")
+        full = _jsonable(self._full_config())
+        return {
+            "settings": full["settings"],
+            "config": full.get("run", {}),
+            "strategy": self._strategy_name(),
+            "strategy_class": type(strategy).__qualname__,
+            "strategy_params": strategy.get_params() if isinstance(strategy, Strategy) else {},
+            "label_source": self.oracle.label_source,
+            "pool_fingerprint": self.pool.fingerprint,
+            "pool_rows": len(self.pool),
+            "source_dataset": dataset if isinstance(dataset, str) and dataset else (self.pool.source_name or "in-memory dataset"),
+            "text_column": self.config.get("text_column"),
+            "label_names": tuple(self.label_names or ()),
+        }
+
+    def run_info(self) -> RunInfo:
+        """The run as it stands: a frozen :class:`~energizer_hf.run.RunInfo`."""
+        return RunInfo.from_loop(self)
+
+    def _strategy_name(self) -> str:
+        return self.strategy.name if isinstance(self.strategy, Strategy) else type(self.strategy).__name__
 
     # ------------------------------------------------------------------ run directory
     def _full_config(self) -> dict[str, Any]:
+        settings = asdict(self.settings)
+        settings["initial_strategy"] = self.initial_strategy
         return {
             # criteria by their repr (their parameters); left out when there are none
             "settings": {
                 k: ([repr(c) for c in v] if k == "stopping_criteria" else v)
-                for k, v in asdict(self.settings).items()
+                for k, v in settings.items()
                 if not (k == "stopping_criteria" and not v)
             },
-            "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
+            "strategy": self._strategy_name(),
             "strategy_class": type(self.strategy).__qualname__,
             "pool_fingerprint": self.pool.fingerprint,
             "pool_rows": len(self.pool),
@@ -240,12 +285,9 @@ class ActiveLoop:
 
     def _prepare_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        run_file = self.run_dir / RUN_FILE
         config = _jsonable(self._full_config())
-        if run_file.exists():
-            import json
-
-            saved = json.loads(run_file.read_text())
+        saved = self.files.read_run_file()
+        if saved:
             saved_config = saved.get("config", {})
             saved_fp = saved_config.get("pool_fingerprint")
             if saved_fp != config["pool_fingerprint"] or saved_config.get("pool_rows") != len(self.pool):
@@ -268,21 +310,23 @@ class ActiveLoop:
                     "Use a new run directory, or the same configuration to resume."
                 )
         elif self.is_writer:
-            atomic_write_json(run_file, {"config": config, "created": time.time()})
+            info = _jsonable({k: v for k, v in self.identity().items() if k not in config and k != "config"})
+            atomic_write_json(self.files.run_file, {"config": config, "created": time.time(), "info": info})
         # On several processes only rank 0 writes the label state and the records; the
         # others keep the same state in memory (queries and labels are broadcast from 0).
         self.pool.read_only = not self.is_writer
-        self.pool.attach(self.run_dir / POOL_DIR)
+        self.pool.attach(self.files.pool)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> RoundResults:
         self._prepare_run_dir()
         s = self.settings
-        self.records = read_jsonl(self.run_dir / ROUNDS_FILE)
+        self.records = self.files.read_records()
         if self.records and self.records[-1].get("stop_reason") and not self._extends_finished_run():
             log.info("Run in %s is already complete; returning its results.", self.run_dir)
             return RoundResults(self.records)
         start_round = self._resume()
+        self.oracle.bind(self.run_info(), self.pool.dataset, self._predictor(local=True))
         if self.pool.num_labelled == 0:
             try:
                 self._label_initial()
@@ -309,18 +353,22 @@ class ActiveLoop:
                     self.records.append(record)  # in memory only: the round is not complete
                     break
                 if self.is_writer:
-                    append_jsonl(self.run_dir / ROUNDS_FILE, record)
+                    append_jsonl(self.files.rounds, record)
                 self.records.append(record)
                 self._call("on_round_end", record)
+                if self.is_writer and self.stores:
+                    info = self.run_info()
+                    for store in self.stores:
+                        store.on_round_end(info, self.pool, record)
                 if bar is not None:
                     bar.update(1)
                     shown = {k: v for k, v in record.items() if k.startswith("test/")}
                     bar.set_postfix({"labelled": record["num_labelled"], **shown})
                 if record["stop_reason"]:
-                    if self.is_writer and record["stop_reason"] != AWAITING_ANNOTATIONS:
+                    if self.is_writer:
                         # the run is over: the scorer's exchange files (pool outputs of the
                         # last query, possibly large) are not needed to resume or extend it
-                        shutil.rmtree(self.run_dir / SCORING_DIR, ignore_errors=True)
+                        shutil.rmtree(self.files.scoring, ignore_errors=True)
                     break
                 round += 1
         finally:
@@ -341,10 +389,8 @@ class ActiveLoop:
             return False
         self.records = self.records[:-1]
         if self.is_writer:
-            from energizer_hf.utils import atomic_write_bytes
-
             lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)
-            atomic_write_bytes(self.run_dir / ROUNDS_FILE, lines.encode())
+            atomic_write_bytes(self.files.rounds, lines.encode())
         log.info("Extending the run in %s from round %d.", self.run_dir, last["round"])
         return True
 
@@ -370,9 +416,8 @@ class ActiveLoop:
                 dropped.size,
                 last + 2,
             )
-        state = self.run_dir / MODEL_STATE_FILE
-        if not self.settings.reset_weights and state.exists():
-            self.backend.load_model_state(state)
+        if not self.settings.reset_weights and self.files.model_state.exists():
+            self.backend.load_model_state(self.files.model_state)
         return last + 1
 
     def _label_initial(self) -> None:
@@ -383,7 +428,7 @@ class ActiveLoop:
                 "The pool has no labelled rows and initial_size is 0: label an initial set "
                 "(e.g. datamodule.label(ids)) or set initial_size > 0."
             )
-        labels = self.stratify_labels if s.initial_strategy == "stratified" else None
+        labels = self.stratify_labels if self.initial_strategy == "stratified" else None
         ids = self.pool.sample_initial(size, seed=round_seed(s.seed, -1), labels=labels)
         self._label(ids, round=0)
 
@@ -404,9 +449,28 @@ class ActiveLoop:
         self.pool.label(ids, labels, round=round, validation=val)
         return ids
 
+    def _predictor(self, *, local: bool) -> Predict | None:
+        """``ids -> (len(ids), C)`` probabilities of the strategy's model, through the
+        backend's scorer: on every rank (``local=False``, a collective call) or on this
+        process alone (``local=True``: what the oracle may ask on rank 0)."""
+        strategy = self.strategy
+        if not isinstance(strategy, Strategy) or strategy.model is None:
+            return None
+
+        def predict(ids: np.ndarray) -> np.ndarray:
+            if local:
+                scorer = self.backend.make_scorer(None, progress=False).local()
+            else:
+                scorer = self.backend.make_scorer(self.files.scoring, progress=False)
+            ctx = QueryContext(pool=self.pool, round=self._round, seed=self.settings.seed, scorer=scorer)
+            return np.asarray(strategy.pool_outputs(ctx, ("probs",), ids=np.asarray(ids, dtype=np.int64))["probs"])
+
+        return predict
+
     def _run_round(self, round: int) -> dict[str, Any]:
         s = self.settings
         pool = self.pool
+        self._round = round
         t_round = time.perf_counter()
         self._call("on_round_start", round)
         pending = self._read_pending(round)
@@ -414,14 +478,12 @@ class ActiveLoop:
             return self._finish_pending(pending, round, t_round)
         record: dict[str, Any] = {
             "round": round,
-            "strategy": getattr(self.strategy, "name", type(self.strategy).__name__),
+            "strategy": self._strategy_name(),
             "num_labelled": pool.num_labelled,
             "num_train": int(pool.train_ids.size),
             "num_validation": int(pool.validation_ids.size),
             "label_distribution": self._named(pool.label_distribution()),
         }
-        from energizer_hf.utils import seed_everything
-
         seed_everything(round_seed(s.seed, round))
         t = time.perf_counter()
         fit_metrics = self.backend.fit(pool, round)
@@ -429,7 +491,7 @@ class ActiveLoop:
         record.update(fit_metrics)
         _maybe_fault("after_fit", round)
         if not s.reset_weights and self.is_writer:
-            self.backend.save_model_state(self.run_dir / MODEL_STATE_FILE)
+            self.backend.save_model_state(self.files.model_state)
 
         record["time_test"] = 0.0
         if s.test_after_labelling and self.backend.has_test_data():
@@ -444,7 +506,7 @@ class ActiveLoop:
         queried = np.empty(0, dtype=np.int64)
         timings: dict[str, float] = {}
         if stop_reason is None:
-            scorer = self.backend.make_scorer(self.run_dir / SCORING_DIR, progress=self.progress)
+            scorer = self.backend.make_scorer(self.files.scoring, progress=self.progress)
             scorer.cleanup(before_round=round)  # exchange files of earlier rounds
             ctx = QueryContext(
                 pool=pool, round=round, seed=s.seed, scorer=scorer, progress=self.progress, run_dir=self.run_dir
@@ -458,7 +520,7 @@ class ActiveLoop:
                 record["query_info"] = ctx.extras
             self._check_query(queried, k)
             t = time.perf_counter()
-            if getattr(self.oracle, "keeps_round", False):  # people label: never re-query
+            if self.oracle.keeps_round:  # people label: never re-query
                 self._write_pending(record, queried, round, timings, t_round)
             try:
                 labelled = self._label(queried, round=round + 1)
@@ -489,7 +551,7 @@ class ActiveLoop:
         self, record: dict[str, Any], queried: np.ndarray, round: int, timings: dict[str, float],
         t_round: float,
     ) -> None:
-        path = self.run_dir / PENDING_FILE
+        path = self.files.pending
         if self.is_writer and not (path.exists() and self._read_pending(round) is not None):
             record = dict(record, time_score=timings.get("score", 0.0),
                           time_round=time.perf_counter() - t_round)
@@ -497,9 +559,7 @@ class ActiveLoop:
                                      "queried_ids": queried.tolist(), "created": time.time()})
 
     def _read_pending(self, round: int) -> dict[str, Any] | None:
-        import json
-
-        path = self.run_dir / PENDING_FILE
+        path = self.files.pending
         if not path.exists():
             return None
         pending = json.loads(path.read_text())
@@ -542,9 +602,15 @@ class ActiveLoop:
                 return "budget_exhausted", 0
             k = min(k, budget_left)
         if s.stopping_criteria:
-            from energizer_hf.stopping import check_stopping
-
-            reason = check_stopping(self, round)
+            state = StopState(
+                round=round,
+                num_labelled=int(self.pool.num_labelled),
+                pool=self.pool,
+                records=list(self.records),
+                seed=int(s.seed),
+                predict=self._predictor(local=False),
+            )
+            reason = check_stopping(s.stopping_criteria, state)
             if reason is not None:
                 return reason, 0
         if k > left:
@@ -606,7 +672,7 @@ def _awaiting_record(
     """The (unrecorded) record of a round that waits for annotations; an oracle's error
     that keeps the round (e.g. a blocking oracle's timeout, ``reraise``) is raised here,
     after ``pending.json`` was written."""
-    if getattr(wait, "reraise", False):
+    if wait.reraise:
         raise wait
     return {
         **(base or {}),
@@ -619,8 +685,6 @@ def _awaiting_record(
 
 
 def _jsonable(obj: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(obj, default=lambda o: repr(o), sort_keys=True))
 
 
@@ -631,13 +695,3 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
             out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
         return out
     return [prefix.rstrip(".")] if a != b else []
-
-
-def _filter_noisy_warnings() -> None:
-    """Lightning warnings that are noise for many short fits on small data."""
-    for msg in (
-        ".*does not have many workers.*",
-        ".*The number of training batches .* is smaller than the logging interval.*",
-        ".*Consider setting `persistent_workers=True`.*",
-    ):
-        warnings.filterwarnings("ignore", message=msg)

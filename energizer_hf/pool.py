@@ -30,14 +30,16 @@ from energizer_hf.errors import (
     EnergizerError,
     InvalidIdsError,
 )
+from energizer_hf.functional.primitives import allocate
+from energizer_hf.run import POOL_META_FILE, POOL_STATE_FILE
 from energizer_hf.utils import atomic_save_npy, atomic_write_json, dataset_fingerprint
 
 __all__ = ["ActivePool", "STATE_DTYPE"]
 
 STATE_DTYPE = np.dtype([("round", "<i4"), ("split", "i1"), ("label", "<i8")])
 TRAIN, VALIDATION = 0, 1
-_STATE_FILE = "label_state.npy"
-_META_FILE = "pool.json"
+_STATE_FILE = POOL_STATE_FILE
+_META_FILE = POOL_META_FILE
 _FORMAT_VERSION = 1
 
 
@@ -165,9 +167,33 @@ class ActivePool:
         else:
             self._write(np.array(self._state, copy=True))
 
+    @staticmethod
+    def has_state(state_dir: str | Path) -> bool:
+        """Whether ``state_dir`` holds a saved label state."""
+        return (Path(state_dir) / _STATE_FILE).exists()
+
     # ------------------------------------------------------------------ state access
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @property
+    def is_arrow(self) -> bool:
+        """Whether the pool is a ``datasets.Dataset`` (named columns, Arrow rows)."""
+        return _is_hf_dataset(self.dataset)
+
+    @property
+    def column_names(self) -> list[str]:
+        """The dataset's columns (``[]`` for a map-style torch dataset)."""
+        return list(self.dataset.column_names) if self.is_arrow else []
+
+    @property
+    def source_name(self) -> str | None:
+        """The dataset's own name (``info.dataset_name`` or ``builder_name``), when it has one."""
+        info = self.dataset.info if self.is_arrow else None
+        for name in (info.dataset_name, info.builder_name) if info is not None else ():
+            if name:
+                return str(name)
+        return None
 
     @property
     def state(self) -> np.ndarray:
@@ -380,13 +406,14 @@ class ActivePool:
         if labels is None:
             return np.sort(rng.choice(candidates, size=size, replace=False))
         labels = np.asarray(labels)[candidates]
-        classes = np.unique(labels)
+        classes, counts = np.unique(labels, return_counts=True)
         per_class = size // len(classes)
+        # an equal share per class (small classes give what they have); the rest is random
+        takes = allocate(np.full(classes.size, per_class), per_class * classes.size, capacity=counts, refill=False)
         chosen: list[np.ndarray] = []
-        for c in classes:
+        for c, take in zip(classes, takes):
             members = candidates[labels == c]
-            take = min(per_class, members.size)
-            chosen.append(rng.choice(members, size=take, replace=False))
+            chosen.append(rng.choice(members, size=int(take), replace=False))
         picked = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
         remaining = size - picked.size
         if remaining:
@@ -448,18 +475,8 @@ def split_validation(
     if labels is not None and (labels >= 0).all():
         classes, counts = np.unique(labels, return_counts=True)
         if counts.min() >= 2 and n_val >= len(classes):
-            # allocate per class proportionally, largest remainders first
-            exact = counts * n_val / n
-            alloc = np.floor(exact).astype(int)
-            alloc = np.maximum(alloc, 1)
-            order = np.argsort(-(exact - np.floor(exact)), kind="stable")
-            i = 0
-            while alloc.sum() < n_val:
-                alloc[order[i % len(order)]] += 1
-                i += 1
-            while alloc.sum() > n_val:
-                j = int(np.argmax(alloc))
-                alloc[j] -= 1
+            # per class proportionally (at least one each), largest remainders first
+            alloc = allocate(counts * n_val / n, n_val, minimum=1)
             for c, a in zip(classes, alloc):
                 members = np.flatnonzero(labels == c)
                 a = min(a, members.size - 1)

@@ -20,12 +20,12 @@ same query, whatever the batch order or the number of processes that produced th
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +33,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from energizer_hf.distributed import distributed_rank_world
 from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
+from energizer_hf.functional.primitives import select_topk
+from energizer_hf.model_outputs import logits_from_output, mc_probabilities
+from energizer_hf.utils import atomic_write_json
 
 __all__ = [
     "BatchSource",
@@ -41,30 +45,12 @@ __all__ = [
     "QueryContext",
     "RunningTopK",
     "ScoringError",
-    "distributed_rank_world",
+    "plan_by_length",
     "select_topk",
 ]
 
 log = logging.getLogger(__name__)
 OUTPUT_KINDS = ("logits", "probs", "embeddings", "mc_probs")
-
-
-def select_topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` highest ``scores`` with their ``ids``, ties broken by the smaller id.
-
-    Returns ``(scores, ids)`` sorted from best to worst.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    ids = np.asarray(ids, dtype=np.int64)
-    if k <= 0 or scores.size == 0:
-        return scores[:0], ids[:0]
-    if scores.size > 4 * k:
-        # cheap pre-cut: everything strictly below the k-th largest value cannot win
-        kth = np.partition(scores, scores.size - k)[scores.size - k]
-        keep = scores >= kth
-        scores, ids = scores[keep], ids[keep]
-    order = np.lexsort((ids, -scores))[:k]  # primary: score desc, secondary: id asc
-    return scores[order], ids[order]
 
 
 class RunningTopK:
@@ -143,36 +129,6 @@ class BatchSource(Protocol):
         ...
 
 
-def distributed_rank_world() -> tuple[int, int]:
-    """``(rank, world_size)``: from ``torch.distributed`` when initialised, else from the
-    launcher's environment (``torchrun``/``accelerate launch`` set ``RANK``/``WORLD_SIZE``),
-    initialising the process group through accelerate; ``(0, 1)`` for a single process."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "MASTER_ADDR" in os.environ and "RANK" in os.environ:
-        # launched by torchrun / accelerate launch, no process group yet: start one the
-        # way accelerate does for its multi-CPU/GPU modes (env:// rendezvous)
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend=backend)
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def broadcast_from_rank0(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank, when a process group is up; ``obj`` otherwise."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def plan_by_length(
     ids: np.ndarray,
     lengths: np.ndarray | None,
@@ -208,16 +164,6 @@ def _move(batch: Any, device: torch.device) -> Any:
     return move_data_to_device(batch, device)
 
 
-def _repeat_batch(batch: Any, times: int) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.repeat_interleave(times, dim=0)
-    if isinstance(batch, Mapping):  # dicts and transformers' BatchEncoding
-        return {k: _repeat_batch(v, times) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_repeat_batch(v, times) for v in batch)
-    return batch
-
-
 class PoolScorer:
     """Score pool ids with a model, on one process or many.
 
@@ -233,7 +179,12 @@ class PoolScorer:
         timeout: seconds a rank waits for the others before naming the missing ones.
         progress: show a progress bar with examples per second on rank 0.
         num_classes: the expected logits width, checked on the first batch.
+        collective: score on every rank of a distributed run (each rank its share, the
+            results exchanged); ``False`` scores on this process alone (e.g. rank 0 asking
+            the model for pre-annotations while the other ranks wait).
     """
+
+    collective: bool = True
 
     def __init__(
         self,
@@ -247,6 +198,7 @@ class PoolScorer:
         timeout: float = 600.0,
         progress: bool = False,
         num_classes: int | None = None,
+        collective: bool = True,
     ) -> None:
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise EnergizerError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -265,9 +217,13 @@ class PoolScorer:
         self.timeout = timeout
         self.progress = progress
         self.num_classes = num_classes
+        self.collective = collective
         self._calls: dict[str, int] = {}
 
     # ------------------------------------------------------------------ plumbing
+    def _rank_world(self) -> tuple[int, int]:
+        return distributed_rank_world() if self.collective else (0, 1)
+
     def _autocast(self):
         if self.device.type != "cuda" or self.precision == "fp32":
             return contextlib.nullcontext()
@@ -300,8 +256,6 @@ class PoolScorer:
         return tqdm(total=total, desc=desc, unit="ex", unit_scale=True, leave=False)
 
     def _check_logits(self, logits: Any, model: Any, rows: int) -> torch.Tensor:
-        from energizer_hf.query_strategies.base import logits_from_output
-
         logits = logits_from_output(logits, model)
         if logits.shape[0] != rows or (self.num_classes is not None and logits.shape[1] != self.num_classes):
             raise InvalidScoresError(
@@ -326,8 +280,6 @@ class PoolScorer:
 
     def _report(self, call_dir: Path, rank: int, error: BaseException | None) -> None:
         call_dir.mkdir(parents=True, exist_ok=True)
-        from energizer_hf.utils import atomic_write_json
-
         if error is None:
             atomic_write_json(call_dir / f"rank{rank}.done", {"rank": rank})
         else:
@@ -374,7 +326,7 @@ class PoolScorer:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size == 0:
             raise EmptyPoolError("There are no pool rows to score: the view has zero rows.")
-        rank, world = distributed_rank_world()
+        rank, world = self._rank_world()
         call_dir = self._call_dir(tag, world)
         acc = RunningTopK(min(k, ids.size))
         bar = self._bar(ids.size, rank, desc)
@@ -415,13 +367,15 @@ class PoolScorer:
         mc_replicate: bool = False,
         tag: str = "outputs",
         desc: str = "Pool outputs",
+        who: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Per-example outputs over ``ids``, returned in the order of ``ids``.
 
         ``what`` holds any of ``logits``, ``probs``, ``embeddings`` (needs ``embed``), and
         ``mc_probs`` (``num_mc_samples`` passes with dropout on; with ``mc_replicate`` the
         batch is repeated in memory and run once, faster on a GPU). Arrays are memory-mapped
-        files under the exchange directory when there is one, in memory otherwise.
+        files under the exchange directory when there is one, in memory otherwise. ``who``
+        (e.g. the strategy) is named in errors.
         """
         ids = np.asarray(ids, dtype=np.int64)
         unknown = set(what) - set(OUTPUT_KINDS)
@@ -435,7 +389,7 @@ class PoolScorer:
                 f"Embeddings were requested but {name} has no `embed(inputs)` hook: define "
                 "`embed` on the model to return (batch, dim) embeddings."
             )
-        rank, world = distributed_rank_world()
+        rank, world = self._rank_world()
         call_dir = self._call_dir(tag, world)
         position = {int(v): j for j, v in enumerate(ids.tolist())} if ids.size < 2_000_000 else None
         order = None if position is not None else np.argsort(ids, kind="stable")
@@ -488,7 +442,7 @@ class PoolScorer:
                     if emb is not None:
                         store("embeddings", emb, filled)
                 if "mc_probs" in what:
-                    store("mc_probs", self._mc_probs(forward, batch, batch_ids.size, model, num_mc_samples, mc_replicate), filled)
+                    store("mc_probs", self._mc_probs(forward, batch, batch_ids.size, model, num_mc_samples, mc_replicate, who), filled)
                 filled += batch_ids.size
                 if bar is not None:
                     bar.update(batch_ids.size * world)
@@ -514,35 +468,26 @@ class PoolScorer:
                         full[pos] = np.load(call_dir / f"rank{r}.{name}.npy", mmap_mode="r")
                 full.flush()
                 del full
-            from energizer_hf.utils import atomic_write_json
-
             atomic_write_json(call_dir / "rank0.assembled", {"outputs": list(what)})
         else:
             self._wait(call_dir, 1, marker="assembled")
         return {name: np.load(call_dir / f"{name}.npy", mmap_mode="r") for name in what}
 
     def _mc_probs(
-        self, forward: Callable[[Any], Any], batch: Any, rows: int, model: Any, passes: int, replicate: bool
+        self, forward: Callable[[Any], Any], batch: Any, rows: int, model: Any, passes: int, replicate: bool,
+        who: str | None,
     ) -> torch.Tensor:
-        from energizer_hf.query_strategies.bayesian import dropout_enabled
+        return mc_probabilities(
+            forward, batch, model, passes, rows=rows, replicate=replicate,
+            to_logits=lambda out, n: self._check_logits(out, model, n), who=who or "Scoring",
+        )
 
-        if passes < 2:
-            raise EnergizerError(f"num_mc_samples must be >= 2, got {passes}.")
-        with dropout_enabled(model) as n:
-            if n == 0:
-                raise EnergizerError(
-                    f"MC-dropout samples were requested but {type(model).__name__} has no dropout "
-                    "layers: add dropout to the model or use a deterministic strategy."
-                )
-            if replicate:
-                logits = self._check_logits(forward(_repeat_batch(batch, passes)), model, rows * passes)
-                probs = torch.softmax(logits.float(), -1).reshape(rows, passes, -1)
-            else:
-                probs = torch.stack(
-                    [torch.softmax(self._check_logits(forward(batch), model, rows).float(), -1) for _ in range(passes)],
-                    dim=1,
-                )
-        return probs
+    def local(self) -> PoolScorer:
+        """A copy that scores on this process alone, in memory (see ``collective``)."""
+        other = copy.copy(self)
+        other.collective, other.exchange_dir = False, None
+        other._calls = {}
+        return other
 
     def cleanup(self, keep: Sequence[str] = (), before_round: int | None = None) -> None:
         """Remove exchange files of earlier calls (rank 0 only).
@@ -553,7 +498,7 @@ class PoolScorer:
         """
         if self.exchange_dir is None or not self.exchange_dir.exists():
             return
-        rank, _ = distributed_rank_world()
+        rank, _ = self._rank_world()
         if rank != 0:
             return
         for child in self.exchange_dir.iterdir():

@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.functional.primitives import entropy
 
 __all__ = [
     "Budget",
@@ -369,8 +370,7 @@ class OverallUncertainty(StoppingCriterion):
         if c < 2:
             return np.zeros(probs.shape[0])
         if self.measure == "entropy":
-            p = np.clip(probs, 1e-12, 1.0)
-            return -(probs * np.log(p)).sum(1) / np.log(c)
+            return entropy(probs, dim=1) / np.log(c)
         return (1.0 - probs.max(1)) / (1.0 - 1.0 / c)
 
     def check(self, state: StopState) -> str | None:
@@ -482,34 +482,15 @@ def validate_criteria(criteria: Any) -> tuple[Any, ...]:
     return items
 
 
-def check_stopping(loop: Any, round: int) -> str | None:
-    """Ask ``loop.settings.stopping_criteria`` in order; return the first stop reason.
+def check_stopping(criteria: Any, state: StopState) -> str | None:
+    """Ask ``criteria`` in order (before a query); return the first stop reason, else ``None``.
 
-    Builds the :class:`StopState` for ``loop`` (an :class:`~energizer_hf.loop.ActiveLoop`):
-    ``predict`` runs the strategy's model over pool ids with the backend's scorer.
+    The loop builds ``state`` (its ``predict`` runs the strategy's model over pool ids).
+
+    >>> check_stopping([MaxRounds(3), Budget(10)], StopState(round=1, num_labelled=12))
+    'budget'
     """
-    criteria = validate_criteria(getattr(loop.settings, "stopping_criteria", ()))
-    if not criteria:
-        return None
-    strategy = loop.strategy
-    predict = None
-    if getattr(strategy, "model", None) is not None and callable(getattr(strategy, "pool_outputs", None)):
-        from energizer_hf.scoring import QueryContext
-
-        def predict(ids: np.ndarray) -> np.ndarray:
-            scorer = loop.backend.make_scorer(loop.run_dir / "scoring", progress=False)
-            ctx = QueryContext(pool=loop.pool, round=round, seed=loop.settings.seed, scorer=scorer)
-            return np.asarray(strategy.pool_outputs(ctx, ("probs",), ids=ids)["probs"])
-
-    state = StopState(
-        round=round,
-        num_labelled=int(loop.pool.num_labelled),
-        pool=loop.pool,
-        records=list(getattr(loop, "records", [])),
-        seed=int(loop.settings.seed),
-        predict=predict,
-    )
-    for criterion in criteria:
+    for criterion in validate_criteria(criteria):
         reason = criterion.check(state)
         if reason:
             return str(reason)

@@ -1,10 +1,16 @@
 """The seed API: ``Trainer(pl.Trainer).active_fit`` and ``ActiveDataModule``.
 
+The seed face reaches every engine feature of the HF-native path, under the same names as
+:class:`~energizer_hf.learner.RunConfig` and :class:`~energizer_hf.loop.LoopSettings`:
+``max_rounds`` (``max_labelling_epochs`` is the seed API's name for it), stopping
+criteria, the initial set's sampling, round revisions (local, and on the Hub with
+``hub_repo_id``) and the final model under ``<run_dir>/final_model``.
+
 >>> from energizer_hf import Trainer
 >>> trainer = Trainer(max_labelling_epochs=2, query_size=10, max_epochs=1,
 ...                   enable_progress_bar=False)
->>> trainer.query_size
-10
+>>> trainer.query_size, trainer.max_rounds
+(10, 2)
 """
 
 from __future__ import annotations
@@ -18,13 +24,18 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from energizer_hf.data import TorchDataAdapter
-from energizer_hf.errors import EnergizerError
+from energizer_hf.errors import BudgetError, EnergizerError
 from energizer_hf.fitting import LightningBackend
 from energizer_hf.loop import ActiveLoop, LoopSettings
 from energizer_hf.oracles.base import Oracle, SimulatedOracle
 from energizer_hf.pool import ActivePool
 from energizer_hf.query_strategies.base import Strategy
 from energizer_hf.results import RoundResults
+from energizer_hf.revisions.base import DEFAULT_RUN_BRANCH
+from energizer_hf.run import RunDir
+from energizer_hf.stopping import criteria_from_config
+
+_UNSET: Any = object()
 
 __all__ = ["ActiveDataModule", "Trainer"]
 
@@ -91,8 +102,11 @@ class Trainer(pl.Trainer):
     """A ``pl.Trainer`` that also runs active learning with :meth:`active_fit`.
 
     Args:
-        max_labelling_epochs: number of query rounds (``-1``: until the budget or the
-            pool runs out).
+        max_labelling_epochs: the seed API's name of ``max_rounds``: number of query rounds
+            (``-1``: until the budget, the stopping criteria or the pool end the run).
+        max_rounds: number of query rounds (``None``: no limit), the name
+            :class:`~energizer_hf.learner.RunConfig` and :class:`~energizer_hf.loop.LoopSettings`
+            use; give it or ``max_labelling_epochs``, not both.
         query_size: examples labelled per round.
         test_after_labelling: test after each round's fit when test data is given.
         total_budget: stop once this many examples are labelled (initial set included);
@@ -100,8 +114,12 @@ class Trainer(pl.Trainer):
         reset_weights: reset the model to its initial weights before each round's fit.
         validation_perc: fraction of each round's labels held out for validation (when no
             validation loader is given).
-        initial_size: size of a random initial set when nothing is labelled yet
-            (default ``query_size``).
+        initial_size: size of the initial set when nothing is labelled yet (default
+            ``query_size``).
+        initial_strategy: ``"stratified"`` (the default: per class when the datamodule
+            knows the true labels, random otherwise) or ``"random"``.
+        stopping_criteria: :mod:`energizer_hf.stopping` criteria (objects, names or
+            ``{name: ..., **params}``) asked before each query.
         seed: seeds each round's fit, the query and the splits.
         run_dir: where the label state and ``rounds.jsonl`` live; an existing run with the
             same configuration is resumed. Default: a new folder under
@@ -109,6 +127,9 @@ class Trainer(pl.Trainer):
         minority_class: the class whose test F1 (``test/minority_f1``, when the model logs
             ``test/f1_class_<id>``) and selected share are recorded; default: the rarest
             class of the datamodule's true labels.
+        hub_repo_id / hub_branch / hub_private: push each round to a Hub dataset repository
+            (as :class:`~energizer_hf.learner.RunConfig`); every round is kept under
+            ``<run_dir>/revisions`` anyway.
         **kwargs: any ``pytorch_lightning.Trainer`` argument, used for every round's fit.
             Checkpointing and the logger are off unless you pass them.
     """
@@ -126,31 +147,57 @@ class Trainer(pl.Trainer):
         run_dir: str | Path | None = None,
         progress: bool = True,
         minority_class: int | None = None,
+        *,
+        max_rounds: int | None = _UNSET,
+        initial_strategy: str = "stratified",
+        stopping_criteria: Any = (),
+        hub_repo_id: str | None = None,
+        hub_branch: str = DEFAULT_RUN_BRANCH,
+        hub_private: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("enable_checkpointing", False)
         kwargs.setdefault("logger", False)
         self._round_trainer_kwargs = dict(kwargs)
         super().__init__(**kwargs)
-        max_rounds = None if max_labelling_epochs is None or max_labelling_epochs < 0 else max_labelling_epochs
+        if max_rounds is _UNSET:
+            max_rounds = None if max_labelling_epochs is None or max_labelling_epochs < 0 else max_labelling_epochs
+        elif max_labelling_epochs != 1:  # 1 is the default: only an explicit value conflicts
+            raise BudgetError(
+                "Give max_rounds or max_labelling_epochs (the seed API's name of the same "
+                "number), not both."
+            )
+        criteria = stopping_criteria
+        if isinstance(criteria, (str, dict)) or (
+            isinstance(criteria, (list, tuple)) and any(isinstance(c, (str, dict)) for c in criteria)
+        ):
+            criteria = criteria_from_config(criteria)
         # Validated now, so a bad value fails at construction and not after a fit.
         self.settings = LoopSettings(
             query_size=query_size,
             max_rounds=max_rounds,
             total_budget=total_budget,
             initial_size=initial_size,
+            initial_strategy=initial_strategy,
             validation_perc=validation_perc,
             test_after_labelling=test_after_labelling,
             reset_weights=reset_weights,
             seed=seed,
+            stopping_criteria=criteria,
             minority_class=minority_class,
         )
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
+        self.hub_repo_id, self.hub_branch, self.hub_private = hub_repo_id, hub_branch, hub_private
         self.active_loop: ActiveLoop | None = None
 
     @property
+    def max_rounds(self) -> int | None:
+        return self.settings.max_rounds
+
+    @property
     def max_labelling_epochs(self) -> int:
+        """``max_rounds`` under the seed API's name (``-1``: no limit)."""
         return -1 if self.settings.max_rounds is None else self.settings.max_rounds
 
     @property
@@ -195,7 +242,8 @@ class Trainer(pl.Trainer):
             oracle: who labels; by default the dataset's own labels are used.
             run_dir: overrides the Trainer's ``run_dir``.
             callbacks: objects with ``on_round_start(loop, round)`` /
-                ``on_round_end(loop, record)``.
+                ``on_round_end(loop, record)``, and round stores
+                (:class:`~energizer_hf.revisions.RoundStore`; default: local revisions).
 
         Returns:
             :class:`~energizer_hf.results.RoundResults`, one row per round.
@@ -225,23 +273,31 @@ class Trainer(pl.Trainer):
             seed=self.settings.seed,
             quiet=True,
         )
-        run_dir = Path(run_dir) if run_dir is not None else self.run_dir or self._default_run_dir()
-        oracle = oracle or SimulatedOracle(None)
+        files = RunDir(run_dir if run_dir is not None else self.run_dir or self._default_run_dir())
+        # imported here: the Hub client code is not needed to import the seed API
+        from energizer_hf.revisions import ensure_round_stores, save_final_model, split_stores
+
+        plain, stores = split_stores(callbacks or ())
+        stores = ensure_round_stores(
+            stores, repo_id=self.hub_repo_id, run_branch=self.hub_branch, private=self.hub_private
+        )
         self.active_loop = ActiveLoop(
             datamodule.pool,
             model,
             backend,
-            oracle,
+            oracle if oracle is not None else SimulatedOracle(datamodule.true_labels),
             self.settings,
-            run_dir,
+            files.root,
             config={"api": "seed", "model_class": type(model.model).__qualname__},
             stratify_labels=datamodule.true_labels,
-            callbacks=callbacks or (),
+            callbacks=plain,
+            stores=stores,
             progress=self.progress,
         )
-        if datamodule.true_labels is not None and isinstance(oracle, SimulatedOracle) and oracle._labels is None:
-            oracle._labels = datamodule.true_labels
+        was_complete = files.is_complete()
         results = self.active_loop.run()
-        self.active_run_dir = run_dir
+        if not was_complete and self.active_loop.is_writer:  # trained here: keep the model
+            save_final_model(files.root, model.model)
+        self.active_run_dir = files.root
         self.last_round_trainer = backend.last_trainer
         return results

@@ -23,6 +23,7 @@ __all__ = [
     "dataset_fingerprint",
     "read_jsonl",
     "repair_jsonl_tail",
+    "round_seed",
     "scan_jsonl",
     "seed_everything",
 ]
@@ -228,6 +229,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def round_seed(seed: int, round: int) -> int:
+    """A 32-bit seed that depends on the run's seed and the round.
+
+    >>> round_seed(0, 1) == round_seed(0, 1) != round_seed(0, 2)
+    True
+    """
+    return int(np.random.SeedSequence([seed, round + 1]).generate_state(1)[0])
 
 
 def _hash_update(h: Any, values: Iterable[Any]) -> None:

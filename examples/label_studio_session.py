@@ -19,11 +19,7 @@ import argparse
 import logging
 
 from energizer_hf.learner import ActiveLearner
-from energizer_hf.oracles.label_studio import (
-    AWAITING_ANNOTATIONS,
-    LabelStudioOracle,
-    learner_predictions,
-)
+from energizer_hf.oracles import AWAITING_ANNOTATIONS, LabelStudioOracle
 
 
 def main() -> None:
@@ -48,10 +44,10 @@ def main() -> None:
 
     labels = [s.strip() for s in args.labels.split(",") if s.strip()]
     project = int(args.project) if args.project and args.project.isdigit() else args.project
-    oracle = LabelStudioOracle(  # URL and token from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY
+    # URL and token from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY; the run gives the oracle
+    # its directory, the class names, the texts and the model's guesses (pre-annotations)
+    oracle = LabelStudioOracle(
         project=project,
-        label_names=labels,
-        run_dir=args.run_dir,
         wait="async" if args.asynchronous else "block",
         skipped=args.skipped,
         conflict=args.conflict,
@@ -68,12 +64,9 @@ def main() -> None:
         initial_strategy="random",
         query_size=args.query_size,
         initial_size=args.initial_size,
-        rounds=args.rounds,
+        max_rounds=args.rounds,
         run_dir=args.run_dir,
     )
-    pool, _ = learner._splits()
-    oracle.dataset, oracle.text_column = pool, args.text_column
-    oracle.predictions = learner_predictions(learner)  # the model's guess as a pre-annotation
     results = learner.run()
     print(results.to_table())
     if results.stop_reason == AWAITING_ANNOTATIONS:

@@ -15,7 +15,7 @@ e.g. the test server of this repository::
 
 Without ``HF_ENDPOINT`` it pushes to huggingface.co with your login (``hf auth login``) or
 ``HF_TOKEN``. The data, tokenizer and model are the tiny built-in demo ones, so nothing is
-downloaded. Load a round back with ``energizer_hf.hub.load_round("tester/al-rounds", "round-001")``
+downloaded. Load a round back with ``energizer_hf.revisions.load_round("tester/al-rounds", "round-001")``
 or ``datasets.load_dataset("tester/al-rounds", revision="round-001", split="train")``.
 
 The same from the command line (every ``ActiveLearner`` run also keeps the final model under
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from energizer_hf.demo import build_tiny_bert, make_demo_dataset, train_wordpiece_tokenizer
-    from energizer_hf.hub import RoundStore
     from energizer_hf.learner import ActiveLearner
+    from energizer_hf.revisions import HubRevisions
 
     torch.set_num_threads(1)
     data = make_demo_dataset(num_train=300, num_test=100, seed=0)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = build_tiny_bert(len(tokenizer), hidden=16, layers=1)
 
     # One commit + tag per round, as the run goes; retries with backoff on server errors.
-    store = RoundStore(args.dataset_repo, private=not args.public, retries=3, backoff=0.5)
+    store = HubRevisions(args.dataset_repo, private=not args.public, retries=3, backoff=0.5)
     learner = ActiveLearner(
         dataset=data,
         model=config,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         callbacks=[store],
         query_size=args.query_size,
         initial_size=args.query_size,
-        rounds=args.rounds,
+        max_rounds=args.rounds,
         max_epochs=1,
         learning_rate=1e-3,
         max_length=32,
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
         progress=False,
     )
     results = learner.run()
-    store.sync(learner.loop)  # no-op unless a round failed to push (e.g. on a resumed run)
-    final = store.push_final(learner, args.model_repo)
+    store.sync()  # no-op unless a round failed to push (e.g. on a resumed run)
+    final = learner.push_to_hub(args.model_repo, store=store)  # labelled set + model + card
     summary = {
         "rounds": [r["round"] for r in results],
         "test_accuracy": [r.get("test/accuracy") for r in results],

@@ -45,7 +45,7 @@ TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 def _hub_errors():
     from huggingface_hub.errors import HfHubHTTPError
 
-    from energizer_hf.hub import HubSyncError, InvalidRepoIdError, RoundNotFoundError
+    from energizer_hf.revisions import HubSyncError, InvalidRepoIdError, RoundNotFoundError
 
     return HfHubHTTPError, HubSyncError, InvalidRepoIdError, RoundNotFoundError
 

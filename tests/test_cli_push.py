@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from energizer_hf.hub import _front_matter
 from energizer_hf.learner import ActiveLearner
+from energizer_hf.run import front_matter as _front_matter
 from tests.conftest import learner_kwargs
-from tests.test_hub import _SCRUBBED_ENV, SECRET, _git
+from tests.test_revisions import _SCRUBBED_ENV, SECRET, _git
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

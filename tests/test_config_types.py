@@ -219,12 +219,12 @@ def test_every_runconfig_field_type_is_understood():
     assert coerce_fields(RunConfig, defaults) == defaults
     out = coerce_fields(
         RunConfig,
-        {"learning_rate": "1e-3", "reset_weights": "no", "rounds": "3", "hub_private": "off"},
+        {"learning_rate": "1e-3", "reset_weights": "no", "max_rounds": "3", "hub_private": "off"},
     )
     assert out == {
         "learning_rate": 0.001,
         "reset_weights": False,
-        "rounds": 3,
+        "max_rounds": 3,
         "hub_private": False,
     }
     assert hints["data_files"] == (dict[str, str] | None)

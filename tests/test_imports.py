@@ -11,13 +11,18 @@ MODULES = [
     "energizer_hf.checks",
     "energizer_hf.cli_errors",
     "energizer_hf.config_types",
+    "energizer_hf.distributed",
     "energizer_hf.errors",
     "energizer_hf.formats",
     "energizer_hf.functional",
-    "energizer_hf.hub",
     "energizer_hf.integrity",
+    "energizer_hf.model_outputs",
     "energizer_hf.oracles",
+    "energizer_hf.oracles.base",
     "energizer_hf.query_strategies",
+    "energizer_hf.retry",
+    "energizer_hf.revisions",
+    "energizer_hf.run",
     "energizer_hf.runlock",
     "energizer_hf.scrub",
     "energizer_hf.utils",
@@ -50,7 +55,7 @@ HEADLINE = {
     "ActiveLearner": "energizer_hf.learner",
     "LabelStudioOracle": "energizer_hf.oracles.label_studio",
     "PoolScorer": "energizer_hf.scoring",
-    "RoundStore": "energizer_hf.hub",
+    "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies.base",
     "WidgetOracle": "energizer_hf.oracles.widget",
@@ -77,13 +82,29 @@ def test_top_level_import_stays_lazy():
 
     code = (
         "import sys, energizer_hf\n"
-        "eager = [m for m in ('energizer_hf.learner', 'energizer_hf.hub', 'label_studio_sdk') if m in sys.modules]\n"
+        "eager = [m for m in ('energizer_hf.learner', 'energizer_hf.revisions.hub', 'energizer_hf.revisions.hub_api', 'label_studio_sdk') if m in sys.modules]\n"
         "assert not eager, eager\n"
         "from energizer_hf import ActiveLearner, RunConfig\n"
         "assert 'energizer_hf.learner' in sys.modules and 'label_studio_sdk' not in sys.modules\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_import_energizer_hf_loads_no_label_studio_or_notebook_code():
+    """The loop knows oracles by their protocol (``oracles/base.py``), not by Label Studio."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, energizer_hf, energizer_hf.loop, energizer_hf.learner, energizer_hf.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('energizer_hf.oracles.') "
+        "or m.startswith('label_studio') or m == 'ipywidgets')\n"
+        "print(loaded)\n"
+        "assert loaded == ['energizer_hf.oracles.base'], loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
 
 
 def _documented_imports():

@@ -183,7 +183,7 @@ def test_real_repo_id_errors_that_echo_a_pasted_token(repo_id, secret, monkeypat
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     from energizer_hf.errors import EnergizerError
-    from energizer_hf.hub import validate_repo_id
+    from energizer_hf.revisions import validate_repo_id
 
     with pytest.raises(EnergizerError) as info:
         validate_repo_id(repo_id, "hub_repo_id")

@@ -31,6 +31,8 @@ def _trainer(tmp_path, **kw):
         progress=False,
         run_dir=tmp_path / "run",
     )
+    if "max_rounds" in kw:  # the same number under the name the other faces use
+        args.pop("max_labelling_epochs")
     args.update(kw)
     return Trainer(**args)
 
@@ -194,3 +196,37 @@ def test_round_and_pool_hooks_are_called(tmp_path):
         ("round_start", 0), ("pool_start", 0), ("pool_end", 10), ("round_end", 0),
         ("round_start", 1), ("round_end", 1),
     ]
+
+
+def test_the_seed_face_keeps_revisions_and_the_final_model(tmp_path):
+    """The seed Trainer reaches what the HF-native path has: revisions, final model,
+    stopping criteria and the initial strategy, under the same names."""
+    import torch
+
+    from energizer_hf.revisions import load_round
+    from energizer_hf.run import RunDir, RunInfo
+
+    x, y = make_blobs(150)
+    train_dl = DataLoader(DictDataset(x, y), batch_size=16)
+    dm = ActiveDataModule(train_dl, labels=y)
+    trainer = _trainer(tmp_path, max_rounds=2, query_size=9, initial_size=12,
+                       stopping_criteria=["kappa_average"])
+    strategy = EntropyStrategy(InputsHookModel())
+    results = trainer.active_fit(model=strategy, datamodule=dm)
+    files = RunDir(tmp_path / "run")
+    assert files.local_rounds() == [r["round"] for r in results] == [0, 1, 2]
+    first = load_round(files.root, 0)
+    assert first["label"][:] == y[first["pool_id"][:]].tolist()  # the true labels were revealed
+    # stratified by default when the true labels are known: 12 = 4 per class
+    assert sorted(np.bincount(y[dm.pool.ids_of_round(0)]).tolist()) == [4, 4, 4]
+    state = torch.load(files.final_state_dict, weights_only=True)
+    assert torch.equal(state["net.weight"], strategy.model.state_dict()["net.weight"])
+    run = RunInfo.from_dir(files.root)
+    assert run.settings["initial_strategy"] == "stratified"
+    assert run.settings["stopping_criteria"] == [
+        "KappaAverage(threshold=0.99, window=3, stop_set_size=2000, stop_ids=None)"
+    ]
+    assert run.strategy == "entropy" and run.label_source == "dataset"
+    random_start = _trainer(tmp_path / "r", max_rounds=0, initial_size=12, initial_strategy="random")
+    random_start.active_fit(model=EntropyStrategy(InputsHookModel()), datamodule=ActiveDataModule(train_dl, labels=y))
+    assert RunInfo.from_dir(tmp_path / "r" / "run").settings["initial_strategy"] == "random"

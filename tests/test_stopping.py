@@ -152,23 +152,26 @@ def test_settings_validate_and_relax_the_budget_rule():
     assert repr(s.stopping_criteria[0]) == "KappaAverage(threshold=0.99, window=3, stop_set_size=2000, stop_ids=None)"
 
 
-class _Loop:
-    def __init__(self, criteria, pool):
-        self.settings = LoopSettings(query_size=5, stopping_criteria=criteria)
-        self.pool = pool
-        self.strategy = None
-        self.records = []
-
-
-class _Pool(FakePool):
-    num_labelled = 4
-
-
 def test_check_stopping_returns_the_first_reason():
-    loop = _Loop([MaxRounds(5), Budget(4)], _Pool(10))
-    assert check_stopping(loop, 0) == "budget"
-    loop.settings = dataclasses.replace(loop.settings, stopping_criteria=[Budget(100)])
-    assert check_stopping(loop, 0) is None
+    state = StopState(round=0, num_labelled=4, pool=FakePool(10))
+    assert check_stopping([MaxRounds(5), Budget(4)], state) == "budget"
+    assert check_stopping([Budget(100)], state) is None
+    assert check_stopping((), state) is None
+    with pytest.raises(InvalidStoppingCriterionError, match="not a stopping criterion"):
+        check_stopping(["budget"], state)
+
+
+def test_the_seed_trainer_takes_criteria_by_name_or_object(tmp_path):
+    from energizer_hf.query_strategies import RandomStrategy
+    from tests.seed_models import UnpackingModel, loaders
+    from tests.test_seed_api import _trainer
+
+    train_dl, test_dl, _ = loaders()
+    trainer = _trainer(tmp_path, max_labelling_epochs=-1, max_epochs=1,
+                       stopping_criteria=[{"name": "budget", "max_labels": 30}])
+    assert [repr(c) for c in trainer.settings.stopping_criteria] == ["Budget(max_labels=30)"]
+    res = trainer.active_fit(model=RandomStrategy(UnpackingModel()), train_dataloaders=train_dl, test_dataloaders=test_dl)
+    assert res.stop_reason == "budget" and [r["num_labelled"] for r in res] == [10, 20, 30]
 
 
 class _Probe:

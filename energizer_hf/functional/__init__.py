@@ -10,8 +10,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
 (itself a ``ValueError``).
 
 - :mod:`~energizer_hf.functional.bayesian`: scores on MC-dropout samples, BatchBALD.
-- :mod:`~energizer_hf.functional.diversity`: k-means, HAC, k-center, BERT-KM, TypiClust,
-  ProbCover.
+- :mod:`~energizer_hf.functional.diversity`: k-means, k-center, BERT-KM, TypiClust,
+  ProbCover; :mod:`~energizer_hf.functional.hac`: average-linkage HAC.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.multilabel`: multi-label acquisition on sigmoid
   probabilities, iterative stratification, metrics, threshold tuning.
@@ -21,6 +21,8 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   density-weighted uncertainty, random); pure numpy, with explicit state in and out.
 - :mod:`~energizer_hf.functional.sequence`: BIO tags, entity spans and entity-level
   metrics, token-level acquisition for sentences (token entropy, least confidence, MNLP).
+- :mod:`~energizer_hf.functional.primitives`: the tie-broken top-k, the entropy and the
+  largest-remainder allocation every strategy, sampler and stopping criterion shares.
 """
 
 from ._validation import (
@@ -42,7 +44,6 @@ from .diversity import (
     KMeansResult,
     bertkm_select,
     estimate_probcover_delta,
-    hac_clusters,
     kcenter_greedy,
     kmeans,
     kmeans_closest_to_centers,
@@ -50,6 +51,7 @@ from .diversity import (
     probcover,
     typiclust,
 )
+from .hac import hac_clusters
 from .hybrid import (
     badge_gradient_embeddings,
     badge_select,
@@ -74,6 +76,7 @@ from .multilabel import (
     tune_threshold,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .primitives import allocate, entropy, select_topk
 from .sequence import (
     bio_violations,
     entity_scores,
@@ -115,6 +118,7 @@ __all__ = [
     "StreamDecisions",
     "StreamState",
     "TooManyClustersError",
+    "allocate",
     "badge_gradient_embeddings",
     "badge_select",
     "bald",
@@ -129,6 +133,7 @@ __all__ = [
     "egl_scores",
     "entity_scores",
     "entity_spans",
+    "entropy",
     "estimate_probcover_delta",
     "estimated_spending",
     "expected_entropy",
@@ -165,6 +170,7 @@ __all__ = [
     "randomized_variable_uncertainty_decisions",
     "reduce_tokens",
     "repair_bio",
+    "select_topk",
     "sliding_window_counts",
     "split_decisions",
     "stratified_initial_set",

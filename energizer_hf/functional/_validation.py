@@ -142,6 +142,21 @@ def labelled_to_mask(labelled: ArrayLike | None, n: int, name: str = "labelled")
     return mask
 
 
+def trivial_selection(k: int, labelled: ArrayLike | None, n: int) -> tuple[int, Tensor, Tensor | None]:
+    """The preamble every selector shares: ``(k, candidate mask, early answer)``.
+
+    The early answer is every candidate (ascending) when ``k`` covers them all, an empty
+    selection when ``k == 0``, and ``None`` when the selector has real work to do.
+    """
+    k = check_k(k)
+    candidates = ~labelled_to_mask(labelled, n)
+    if k >= int(candidates.sum()):
+        return k, candidates, candidates.nonzero().squeeze(1)
+    if k == 0:
+        return k, candidates, torch.empty(0, dtype=torch.long)
+    return k, candidates, None
+
+
 def make_generator(generator: torch.Generator | None, seed: int) -> torch.Generator:
     """Return ``generator`` or, if it is ``None``, a fresh CPU generator seeded with ``seed``."""
     if generator is not None:

@@ -16,9 +16,10 @@ from ._validation import (
     FunctionalInputError,
     as_probs,
     check_k,
-    labelled_to_mask,
     make_generator,
+    trivial_selection,
 )
+from .primitives import entropy as _entropy
 
 __all__ = [
     "bald",
@@ -34,10 +35,6 @@ _EPS = 1e-12
 
 def _mc(probs: ArrayLike) -> Tensor:
     return as_probs(probs, "probs (N, T, C)", 3)
-
-
-def _entropy(p: Tensor, dim: int = -1) -> Tensor:
-    return -(p * p.clamp_min(_EPS).log()).sum(dim)
 
 
 def predictive_entropy(probs: ArrayLike) -> Tensor:
@@ -278,12 +275,10 @@ def batchbald_greedy(
     n, t, c = p.shape
     if num_samples < 1 or candidate_pool_size < 1 or chunk_size < 1:
         raise FunctionalInputError("num_samples, candidate_pool_size and chunk_size must be >= 1.")
-    cand_mask = ~labelled_to_mask(labelled, n)
+    k, cand_mask, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
     candidates = cand_mask.nonzero().squeeze(1)
-    if k >= candidates.numel():
-        return candidates
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
     gen = make_generator(generator, seed)
 
     scores = bald(p)

@@ -22,14 +22,14 @@ from ._validation import (
     ShapeError,
     as_float_tensor,
     as_probs,
-    check_k,
     check_same_rows,
-    labelled_to_mask,
     make_generator,
     row_sq_norms,
     rows_per_chunk,
+    trivial_selection,
 )
-from .diversity import _d2_seeding, hac_clusters
+from .diversity import _d2_seeding
+from .hac import hac_clusters
 from .neighbours import Metric, knn
 
 __all__ = [
@@ -159,14 +159,10 @@ def badge_select(
     [1, 3]
     """
     p, h = _probs_and_embeddings(probs, embeddings)
-    k = check_k(k)
     n = p.shape[0]
-    cand = ~labelled_to_mask(labelled, n)
-    n_cand = int(cand.sum())
-    if k >= n_cand:
-        return cand.nonzero().squeeze(1)
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, cand, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
     a = _pseudo_label_residual(p)
     a_sq = (a * a).sum(1)
     h_sq = row_sq_norms(h)
@@ -238,13 +234,9 @@ def cluster_margin(
     n = p.shape[0]
     if p.shape[1] < 2:
         raise ShapeError("cluster_margin needs at least 2 classes.")
-    k = check_k(k)
-    cand = ~labelled_to_mask(labelled, n)
-    n_cand = int(cand.sum())
-    if k >= n_cand:
-        return cand.nonzero().squeeze(1)
-    if k == 0:
-        return torch.empty(0, dtype=torch.long)
+    k, cand, done = trivial_selection(k, labelled, n)
+    if done is not None:
+        return done
     gen = make_generator(generator, seed)
     if cluster_labels is not None:
         clusters = torch.as_tensor(cluster_labels).long().cpu()
@@ -266,7 +258,7 @@ def cluster_margin(
         )
     top2 = p.topk(2, dim=1).values
     margins = top2[:, 0] - top2[:, 1]
-    km = min(n_cand, max(k, 10 * k if margin_batch_size is None else int(margin_batch_size)))
+    km = min(int(cand.sum()), max(k, 10 * k if margin_batch_size is None else int(margin_batch_size)))
     cand_idx = cand.nonzero().squeeze(1)
     low = cand_idx[torch.argsort(margins[cand_idx], stable=True)[:km]]
     # group the low-margin points by cluster, shuffle inside each cluster.

@@ -1,15 +1,25 @@
 """Oracles give labels: simulated from the dataset, a callable, or people (Label Studio, or a notebook widget).
 
-``LabelStudioOracle`` and its errors are imported lazily, so ``import energizer_hf``
-does not need ``label-studio-sdk`` (the oracle itself imports the SDK only when it talks
-to a server).
+The protocol (:mod:`energizer_hf.oracles.base`) says what the loop needs of an oracle.
+``LabelStudioOracle``, its errors and ``WidgetOracle`` are imported lazily, so
+``import energizer_hf`` loads no Label Studio or notebook code (the Label Studio oracle
+itself imports the SDK only when it talks to a server).
 """
 
 from typing import Any
 
-from energizer_hf.oracles.base import CallableOracle, Oracle, SimulatedOracle
+from energizer_hf.oracles.base import (
+    AWAITING_ANNOTATIONS,
+    AwaitingAnnotations,
+    CallableOracle,
+    Oracle,
+    OracleBase,
+    SimulatedOracle,
+    as_oracle,
+)
 
 __all__ = [
+    "AWAITING_ANNOTATIONS",
     "AwaitingAnnotations",
     "CallableOracle",
     "LabelStudioAuthError",
@@ -18,12 +28,13 @@ __all__ = [
     "LabelStudioOracle",
     "LabelStudioTimeoutError",
     "Oracle",
+    "OracleBase",
     "SimulatedOracle",
     "WidgetOracle",
+    "as_oracle",
 ]
 
-_LAZY = {
-    "AwaitingAnnotations",
+_LABEL_STUDIO = {
     "LabelStudioAuthError",
     "LabelStudioConnectionError",
     "LabelStudioError",
@@ -33,11 +44,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    # optional integrations: loaded on first use only
     if name == "WidgetOracle":
         from energizer_hf.oracles.widget import WidgetOracle
 
         return WidgetOracle
-    if name in _LAZY:
+    if name in _LABEL_STUDIO:
         from energizer_hf.oracles import label_studio
 
         return getattr(label_studio, name)

@@ -3,7 +3,7 @@
 A notebook cell cannot wait for a click while it runs (the kernel handles the click only
 after the cell returns), so :class:`WidgetOracle` is asynchronous, like Label Studio's
 ``wait="async"``: the first time a round is asked for it shows the labelling widget and
-raises :class:`~energizer_hf.oracles.label_studio.AwaitingAnnotations`, the loop keeps the
+raises :class:`~energizer_hf.oracles.base.AwaitingAnnotations`, the loop keeps the
 queried round (``pending.json``) and stops with ``stop_reason == "awaiting_annotations"``;
 once every text has a button pressed (or "skip"), ``learner.collect()`` in the next cell
 reads the answers and goes on to the next round.
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.oracles.base import AwaitingAnnotations, OracleBase
 
 __all__ = ["WidgetOracle", "in_notebook"]
 
@@ -43,7 +44,7 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-class WidgetOracle:
+class WidgetOracle(OracleBase):
     """Label queried texts with ipywidgets buttons (or with ``answer=`` when headless).
 
     Args:
@@ -93,8 +94,6 @@ class WidgetOracle:
         if len(self._given) == len(ids):
             labels = np.array([self._given[int(i)] for i in ids], dtype=np.int64)
             return self._done(ids, labels, round)
-        from energizer_hf.oracles.label_studio import AwaitingAnnotations
-
         raise AwaitingAnnotations(
             round,
             len(self._given),

@@ -9,7 +9,11 @@ that maps a batch to per-example scores; the running top-k does the rest.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,9 +22,17 @@ import torch
 from torch import Tensor
 
 from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
+from energizer_hf.model_outputs import logits_from_output
 from energizer_hf.scoring import QueryContext
 
-__all__ = ["AccumulatorStrategy", "ScoringStrategy", "Strategy", "logits_from_output", "unlabelled_ids"]
+__all__ = [
+    "AccumulatorStrategy",
+    "ScoringStrategy",
+    "Strategy",
+    "logits_from_output",
+    "trivial_query",
+    "unlabelled_ids",
+]
 
 
 def unlabelled_ids(context: QueryContext) -> np.ndarray:
@@ -31,28 +43,72 @@ def unlabelled_ids(context: QueryContext) -> np.ndarray:
     return ids
 
 
-def logits_from_output(output: Any, model: Any = None) -> Tensor:
-    """Extract a ``(batch, num_classes)`` logits tensor from a model's forward output."""
-    logits = output
-    if not isinstance(output, Tensor):
-        logits = getattr(output, "logits", None)
-        if logits is None and isinstance(output, dict):
-            logits = output.get("logits")
-        if logits is None and isinstance(output, (tuple, list)) and output:
-            logits = output[0]
-    if not isinstance(logits, Tensor):
-        name = type(model).__name__ if model is not None else "the model"
-        raise InvalidScoresError(
-            f"{name} returned {type(output).__name__} from forward; expected a logits tensor "
-            "of shape (batch, num_classes) or an output with a `.logits` attribute."
-        )
-    if logits.ndim != 2:
-        name = type(model).__name__ if model is not None else "the model"
-        raise InvalidScoresError(
-            f"{name} returned logits of shape {tuple(logits.shape)}; expected "
-            "(batch, num_classes)."
-        )
-    return logits
+def trivial_query(context: QueryContext, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The preamble every selecting strategy shares: ``(unlabelled ids, early answer)``.
+
+    The early answer is every unlabelled id (ascending) when ``k`` covers them all, no id
+    when ``k <= 0``, and ``None`` when the strategy has to choose.
+
+    Raises:
+        EmptyPoolError: nothing is unlabelled.
+    """
+    candidates = unlabelled_ids(context)
+    if k >= candidates.size:
+        return candidates, np.sort(candidates)
+    if k <= 0:
+        return candidates, np.empty(0, dtype=np.int64)
+    return candidates, None
+
+
+def _as_param(value: Any) -> Any:
+    """A JSON-able, readable form of a constructor argument (for run records and cards)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Strategy) or (isinstance(value, type) and issubclass(value, Strategy)):
+        return value.name
+    if isinstance(value, (list, tuple)) and all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return list(value)
+    if isinstance(value, dict) and all(
+        isinstance(k, (str, int)) and (v is None or isinstance(v, (bool, int, float, str)))
+        for k, v in value.items()
+    ):
+        return {str(k): v for k, v in value.items()}
+    return f"<{type(value).__name__}>"
+
+
+def _recording_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a strategy's ``__init__`` so that the arguments it is called with are kept.
+
+    Every ``__init__`` of the class chain records its bound arguments (defaults included,
+    ``**kwargs`` flattened); an inner (parent) ``__init__`` sees the values actually passed
+    down, so it has the last word on a name.
+    """
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: Strategy, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            bound = None  # the call itself is wrong: let __init__ raise its own error
+        if bound is not None:
+            bound.apply_defaults()
+            params = self.__dict__.setdefault("_init_params", {})
+            for name, param in list(signature.parameters.items())[1:]:
+                if param.kind is inspect.Parameter.VAR_KEYWORD:
+                    params.update(bound.arguments.get(name, {}))
+                elif param.kind is not inspect.Parameter.VAR_POSITIONAL:
+                    params[name] = bound.arguments[name]
+        init(self, *args, **kwargs)
+
+    __init__._records_params = True  # type: ignore[attr-defined]
+    return __init__
 
 
 class Strategy(pl.LightningModule):
@@ -64,10 +120,29 @@ class Strategy(pl.LightningModule):
 
     Class attributes the engine reads:
         requires_model: whether :meth:`query` runs the model over the pool.
+
+    A strategy's parameters are the arguments it was built with (:meth:`get_params`):
+    they are recorded in ``run.json`` and listed on the dataset cards.
     """
 
     name: ClassVar[str] = "strategy"
     requires_model: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_params", False):
+            cls.__init__ = _recording_init(init)  # type: ignore[method-assign]
+
+    def get_params(self) -> dict[str, Any]:
+        """The arguments this strategy was built with (but the model), as JSON-able values.
+
+        >>> from energizer_hf.query_strategies import RandomSubset
+        >>> RandomSubset(torch.nn.Linear(2, 2), base="margin", subpool_size=100).get_params()
+        {'base': 'margin', 'subpool_size': 100}
+        """
+        raw = self.__dict__.get("_init_params", {})
+        return {k: _as_param(v) for k, v in sorted(raw.items()) if k != "model"}
 
     def __init__(self, model: pl.LightningModule | torch.nn.Module | None = None) -> None:
         super().__init__()
@@ -139,6 +214,7 @@ class Strategy(pl.LightningModule):
                 num_mc_samples=num_mc_samples,
                 mc_replicate=mc_replicate,
                 tag=f"r{context.round:04d}-outputs",
+                who=type(self).__name__,
             )
         finally:
             context.add_time("score", start)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from energizer_hf.errors import EnergizerError
 from energizer_hf.functional import bayesian as fb
-from energizer_hf.query_strategies.base import AccumulatorStrategy, logits_from_output
+from energizer_hf.model_outputs import check_mc_samples, mc_probabilities
+from energizer_hf.query_strategies.base import AccumulatorStrategy
 from energizer_hf.query_strategies.registry import register_strategy
 
 __all__ = [
@@ -22,20 +20,6 @@ __all__ = [
     "MCPredictiveEntropyStrategy",
     "MCVariationRatiosStrategy",
 ]
-
-
-@contextmanager
-def dropout_enabled(model: nn.Module):
-    """Put only the dropout layers in training mode (MC dropout), restore afterwards."""
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    states = [m.training for m in layers]
-    for m in layers:
-        m.train()
-    try:
-        yield len(layers)
-    finally:
-        for m, s in zip(layers, states):
-            m.train(s)
 
 
 class MCDropoutStrategy(AccumulatorStrategy):
@@ -51,25 +35,14 @@ class MCDropoutStrategy(AccumulatorStrategy):
 
     def __init__(self, model: Any = None, num_mc_samples: int = 10) -> None:
         super().__init__(model)
-        if num_mc_samples < 2:
-            raise EnergizerError(f"num_mc_samples must be >= 2, got {num_mc_samples}.")
-        self.num_mc_samples = num_mc_samples
+        self.num_mc_samples = check_mc_samples(num_mc_samples)
 
     def mc_probabilities(self, batch: Any) -> Tensor:
         """``(B, T, C)`` class probabilities of T dropout passes over one batch."""
-        inputs = self.get_inputs_from_batch(batch)
-        with dropout_enabled(self.model) as n:
-            if n == 0:
-                raise EnergizerError(
-                    f"{type(self).__name__} needs MC-dropout samples but "
-                    f"{type(self.model).__name__} has no dropout layers: add dropout to the "
-                    "model or use a deterministic strategy such as 'entropy'."
-                )
-            passes = [
-                torch.softmax(logits_from_output(self(inputs), self.model).float(), -1)
-                for _ in range(self.num_mc_samples)
-            ]
-        return torch.stack(passes, dim=1)
+        return mc_probabilities(
+            self, self.get_inputs_from_batch(batch), self.model, self.num_mc_samples,
+            who=type(self).__name__,
+        )
 
     def pool_step(self, batch: Any, batch_idx: int, *args: Any, **kwargs: Any) -> Tensor:
         return type(self).mc_fn(self.mc_probabilities(batch))

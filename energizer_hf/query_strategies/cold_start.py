@@ -34,14 +34,14 @@ import numpy as np
 import torch
 
 from energizer_hf import functional as F
-from energizer_hf.errors import EmptyPoolError, EnergizerError, InvalidScoresError
+from energizer_hf.errors import EnergizerError, InvalidScoresError
+from energizer_hf.functional.primitives import allocate
 from energizer_hf.query_strategies.diversity import (
     PoolOutputsStrategy,
     as_tensor32,
     probcover_delta,
 )
 from energizer_hf.query_strategies.registry import register_strategy
-from energizer_hf.query_strategies.wrappers import quotas
 from energizer_hf.scoring import QueryContext
 
 __all__ = [
@@ -68,14 +68,9 @@ def stratified_sample(
     candidates = np.asarray(candidates, dtype=np.int64)
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    q = np.minimum(quotas(counts / counts.sum(), k), counts)
-    short = k - int(q.sum())
-    if short > 0:  # give the leftover to classes with room, largest first
-        room = counts - q
-        for i in np.argsort(-room, kind="stable"):
-            add = min(short, int(room[i]))
-            q[i] += add
-            short -= add
+    # proportional shares, capped at the class sizes; what a small class cannot give goes
+    # to the classes with the most room left
+    q = allocate((counts / counts.sum()) * k, k, capacity=counts)
     picks = [
         rng.choice(candidates[labels == c], size=int(n), replace=False)
         for c, n in zip(classes, q)
@@ -206,11 +201,6 @@ class ColdStartStrategy(PoolOutputsStrategy):
                 f"Cold-start method {method!r} needs embeddings: pass embeddings=(len(pool), d) "
                 "array or a model with an `embed(inputs)` hook."
             )
-
-    def query(self, context: QueryContext, k: int) -> np.ndarray:
-        if context.pool.num_unlabelled == 0:
-            raise EmptyPoolError("The unlabelled pool is empty: there is nothing to query.")
-        return super().query(context, k)
 
     def select(self, context: QueryContext, candidates: np.ndarray, k: int) -> np.ndarray:
         n = len(context.pool)

@@ -26,7 +26,7 @@ import torch
 
 from energizer_hf import functional as F
 from energizer_hf.errors import EnergizerError, InvalidScoresError
-from energizer_hf.query_strategies.base import Strategy, unlabelled_ids
+from energizer_hf.query_strategies.base import Strategy, trivial_query
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.scoring import QueryContext
 
@@ -55,11 +55,9 @@ class PoolOutputsStrategy(Strategy):
     salt: ClassVar[int] = 0
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        candidates = unlabelled_ids(context)
-        if k >= candidates.size:
-            return np.sort(candidates)
-        if k <= 0:
-            return np.empty(0, dtype=np.int64)
+        candidates, done = trivial_query(context, k)
+        if done is not None:
+            return done
         self._check_embed_hook()
         self.on_pool_start(context)
         try:

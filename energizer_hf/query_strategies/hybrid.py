@@ -17,6 +17,7 @@ import torch
 
 from energizer_hf import functional as F
 from energizer_hf.errors import EnergizerError
+from energizer_hf.model_outputs import check_mc_samples
 from energizer_hf.query_strategies.diversity import PoolOutputsStrategy, _map_back, _with_labelled
 from energizer_hf.query_strategies.diversity import as_tensor32 as _f32
 from energizer_hf.query_strategies.registry import register_strategy
@@ -30,15 +31,7 @@ __all__ = [
     "DALStrategy",
     "EGLStrategy",
     "dal_scores",
-    "top_k_ids",
 ]
-
-
-def top_k_ids(ids: np.ndarray, scores: Any, k: int) -> np.ndarray:
-    """The ``k`` ids of highest score, best first; ties go to the smaller id."""
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((ids, -scores))
-    return ids[order[:k]]
 
 
 @register_strategy("badge")
@@ -200,7 +193,7 @@ class CALStrategy(PoolOutputsStrategy):
                 target=self.target,
             ),
         )
-        return top_k_ids(candidates, scores.numpy(), k)
+        return F.select_topk(scores.numpy(), candidates, k)[1]
 
 
 @register_strategy("egl", "expected_gradient_length")
@@ -220,7 +213,7 @@ class EGLStrategy(PoolOutputsStrategy):
         scores = self.timed(
             context, lambda: F.egl_scores(_f32(out["probs"]), _f32(out["embeddings"]))
         )
-        return top_k_ids(candidates, scores.numpy(), k)
+        return F.select_topk(scores.numpy(), candidates, k)[1]
 
 
 @register_strategy("batchbald", "batch_bald")
@@ -248,19 +241,13 @@ class BatchBALDStrategy(PoolOutputsStrategy):
         candidate_pool_size: int = 1000,
     ) -> None:
         super().__init__(model)
-        if num_mc_samples < 2:
-            raise EnergizerError(f"num_mc_samples must be >= 2, got {num_mc_samples}.")
+        check_mc_samples(num_mc_samples)
         if num_samples < 1 or candidate_pool_size < 1:
             raise EnergizerError("num_samples and candidate_pool_size must be >= 1.")
         self.num_mc_samples, self.num_samples = num_mc_samples, num_samples
         self.candidate_pool_size = candidate_pool_size
 
     def select(self, context: QueryContext, candidates: np.ndarray, k: int) -> np.ndarray:
-        if not any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in self.model.modules()):
-            raise EnergizerError(
-                f"BatchBALDStrategy needs MC-dropout samples but {type(self.model).__name__} has "
-                "no dropout layers: add dropout to the model or use 'entropy'."
-            )
         seed = self.seed_for(context)
         # MC dropout draws use torch's global generator: seed it for reproducibility.
         with torch.random.fork_rng():
@@ -379,7 +366,7 @@ class DALStrategy(PoolOutputsStrategy):
                 p = dal_scores(emb, taken, hidden=self.hidden, steps=self.steps, lr=self.lr, seed=seed + step)
                 p = p.masked_fill(taken, -1.0).numpy().astype(np.float64)
                 rows = np.arange(p.size)
-                best = rows[np.lexsort((rows, -p))[:size]]
+                best = F.select_topk(p, rows, size)[1]
                 taken[torch.from_numpy(best)] = True
                 chosen.extend(best.tolist())
             return np.asarray(chosen, dtype=np.int64)

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from energizer_hf.ann import INDEX_KINDS, AnnIndex, open_or_build_index
+from energizer_hf.distributed import broadcast_from_rank0, rank
 from energizer_hf.embeddings import (
     PoolEmbeddings,
     embed_pool_with_encoder,
@@ -57,11 +58,12 @@ from energizer_hf.errors import (
     EnergizerError,
     IndexMismatchError,
 )
-from energizer_hf.query_strategies.base import Strategy, unlabelled_ids
+from energizer_hf.functional.primitives import entropy, select_topk
+from energizer_hf.query_strategies.base import Strategy, trivial_query
 from energizer_hf.query_strategies.registry import register_strategy
 from energizer_hf.query_strategies.wrappers import _build_sharing, _resolve, _SubPool, _Wrapper
+from energizer_hf.run import RunDir
 from energizer_hf.scoring import QueryContext
-from energizer_hf.scoring import broadcast_from_rank0 as _broadcast
 
 __all__ = ["ANCHOR_STRATEGIES", "AnchorAL", "IndexedSubPool", "SEALS"]
 
@@ -69,12 +71,6 @@ log = logging.getLogger(__name__)
 
 ANCHOR_STRATEGIES = ("random", "kmeans++", "uncertainty")
 SEARCH_CHUNK = 4096
-
-
-def _rank() -> int:
-    from energizer_hf.scoring import distributed_rank_world
-
-    return distributed_rank_world()[0]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -176,7 +172,7 @@ class IndexedSubPool(_Wrapper):
         if self.cache_dir is not None:
             return self.cache_dir / f"{pool.fingerprint}-{encoder_fp or 'model'}"
         if context.run_dir is not None:
-            return Path(context.run_dir) / "ann"
+            return RunDir(context.run_dir).ann
         raise EnergizerError(
             f"{type(self).__name__} keeps its embeddings and index on disk: pass index_dir= or "
             "cache_dir=, or run it inside a loop (which gives it the run directory)."
@@ -217,10 +213,16 @@ class IndexedSubPool(_Wrapper):
                     f"model: pass encoder={store.meta.get('encoder')!r} or another index_dir."
                 )
             if store is None:
-                store = embed_pool_with_model(self, context, directory, fingerprint=model_fp)
+                store = embed_pool_with_model(
+                    lambda ids: self.pool_outputs(context, ("embeddings",), ids=ids)["embeddings"],
+                    pool,
+                    directory,
+                    fingerprint=model_fp or module_fingerprint(self.model),
+                    encoder=f"model:{type(self.model).__name__}",
+                )
         context.add_time("embed", start)
         index = None
-        if _rank() == 0:
+        if rank() == 0:
             t = time.perf_counter()
             try:
                 index = open_or_build_index(
@@ -264,16 +266,16 @@ class IndexedSubPool(_Wrapper):
         return None
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = unlabelled_ids(context)
-        if k >= unl.size:
-            return np.sort(unl)
+        unl, done = trivial_query(context, k)
+        if done is not None:
+            return done
         if _root_pool(context.pool).num_labelled == 0:
             context.extras["subpool"] = {"method": "cold_start", "strategy": getattr(self.cold, "name", "")}
             return np.asarray(self.cold.query(context, k), dtype=np.int64)
         store, index = self.prepare(context)
         pre = self._precompute(context)
         sub = None
-        if _rank() == 0:
+        if rank() == 0:
             assert index is not None
             t = time.perf_counter()
             allowed = np.zeros(index.ntotal, dtype=bool)
@@ -290,7 +292,7 @@ class IndexedSubPool(_Wrapper):
                 context.extras.get("subpool", {}), method=self.label, size=int(sub.size),
                 found=found, unlabelled=int(unl.size),
             )
-        sub = np.asarray(_broadcast(sub), dtype=np.int64)
+        sub = np.asarray(broadcast_from_rank0(sub), dtype=np.int64)
         view = dataclasses.replace(context, pool=_SubPool(context.pool, sub))
         view.timings = context.timings
         view.extras = context.extras
@@ -345,13 +347,13 @@ class SEALS(IndexedSubPool):
         flat_ids, flat_sims = flat_ids[keep], flat_sims[keep]
         if flat_ids.size == 0:
             return np.empty(0, dtype=np.int64)
-        order = np.lexsort((flat_ids, -flat_sims))  # best similarity first
-        uniq, first = np.unique(flat_ids[order], return_index=True)
-        best = flat_sims[order][first]
+        # each candidate's best similarity to a labelled row
+        uniq, where = np.unique(flat_ids, return_inverse=True)
+        best = np.full(uniq.size, -np.inf)
+        np.maximum.at(best, where, flat_sims.astype(np.float64))
         context.extras["subpool"] = {"queries": int(labelled.size)}
         if self.max_subpool_size is not None and uniq.size > self.max_subpool_size:
-            top = np.lexsort((uniq, -best))[: self.max_subpool_size]
-            uniq = uniq[top]
+            uniq = select_topk(best, uniq, self.max_subpool_size)[1]
         return np.sort(uniq)
 
 
@@ -409,7 +411,7 @@ class AnchorAL(IndexedSubPool):
             return None
         labelled = _root_pool(context.pool).labelled_ids
         probs = np.asarray(self.pool_outputs(context, ("probs",), ids=labelled)["probs"], dtype=np.float64)
-        ent = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(1)
+        ent = entropy(probs, dim=1)
         return dict(zip(labelled.tolist(), ent.tolist()))
 
     def anchors(self, context: QueryContext, store: PoolEmbeddings, pre: Any = None) -> dict[int, np.ndarray]:
@@ -428,7 +430,7 @@ class AnchorAL(IndexedSubPool):
                 chosen = rng.choice(ids, size=self.num_anchors, replace=False)
             elif self.anchor_strategy == "uncertainty":
                 ent = np.array([pre[int(i)] for i in ids])
-                chosen = ids[np.lexsort((ids, -ent))[: self.num_anchors]]
+                chosen = select_topk(ent, ids, self.num_anchors)[1]
             else:
                 from energizer_hf.functional import kmeans_pp_init
 
@@ -457,6 +459,5 @@ class AnchorAL(IndexedSubPool):
             return np.empty(0, dtype=np.int64)
         ids = np.fromiter(best.keys(), dtype=np.int64, count=len(best))
         scores = np.fromiter(best.values(), dtype=np.float64, count=len(best))
-        top = np.lexsort((ids, -scores))[: self.subpool_size]
-        return np.sort(ids[top])
+        return np.sort(select_topk(scores, ids, self.subpool_size)[1])
 

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from energizer_hf import acquisition_functions as af
-from energizer_hf.query_strategies.base import AccumulatorStrategy, logits_from_output
+from energizer_hf.model_outputs import logits_from_output
+from energizer_hf.query_strategies.base import AccumulatorStrategy
 from energizer_hf.query_strategies.registry import register_strategy
 
 __all__ = [

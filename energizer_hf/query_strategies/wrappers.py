@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from energizer_hf.errors import EnergizerError
-from energizer_hf.query_strategies.base import AccumulatorStrategy, Strategy, unlabelled_ids
+from energizer_hf.functional.primitives import allocate
+from energizer_hf.query_strategies.base import AccumulatorStrategy, Strategy, trivial_query
 from energizer_hf.query_strategies.registry import get_strategy_class, register_strategy
 from energizer_hf.scoring import QueryContext
 
@@ -181,9 +182,9 @@ class RandomSubset(_Wrapper):
         self.subpool_size = int(subpool_size)
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = unlabelled_ids(context)
-        if k >= unl.size:
-            return np.sort(unl)
+        unl, done = trivial_query(context, k)
+        if done is not None:
+            return done
         size = max(self.subpool_size, int(k))
         if size >= unl.size:
             return np.asarray(self.base.query(context, k), dtype=np.int64)
@@ -268,9 +269,9 @@ class ClassBalanced(_Wrapper):
         return w / w.sum()
 
     def query(self, context: QueryContext, k: int) -> np.ndarray:
-        unl = unlabelled_ids(context)
-        if k >= unl.size:
-            return np.sort(unl)
+        unl, done = trivial_query(context, k)
+        if done is not None:
+            return done
         scorer = context.require_scorer(type(self).__name__)
         base = self.base
         model = base.model
@@ -297,13 +298,8 @@ class ClassBalanced(_Wrapper):
 
 
 def quotas(weights: np.ndarray, k: int) -> np.ndarray:
-    """Split ``k`` by ``weights`` with largest remainders (ties to the smaller index)."""
-    raw = np.asarray(weights, dtype=np.float64) * k
-    q = np.floor(raw).astype(np.int64)
-    rest = k - int(q.sum())
-    order = np.lexsort((np.arange(raw.size), -(raw - q)))
-    q[order[:rest]] += 1
-    return q
+    """Split ``k`` by normalised ``weights`` with largest remainders (ties to the smaller index)."""
+    return allocate(np.asarray(weights, dtype=np.float64) * k, k)
 
 
 def balanced_pick(ranked: np.ndarray, pred: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:

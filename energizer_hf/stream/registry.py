@@ -7,12 +7,9 @@ Separate from the pool strategies' registry (:mod:`energizer_hf.query_strategies
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from energizer_hf.errors import EnergizerError, StreamInputError, UnknownStrategyError
-
-if TYPE_CHECKING:
-    from energizer_hf.stream.strategies import StreamStrategy
 
 __all__ = [
     "available_stream_strategies",
@@ -21,8 +18,8 @@ __all__ = [
     "register_stream_strategy",
 ]
 
-_REGISTRY: dict[str, type[StreamStrategy]] = {}
-T = TypeVar("T", bound="type[StreamStrategy]")
+_REGISTRY: dict[str, type] = {}
+T = TypeVar("T", bound=type)
 
 
 def _normalise(name: str) -> str:
@@ -57,7 +54,7 @@ def available_stream_strategies() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_stream_strategy_class(name: str) -> type[StreamStrategy]:
+def get_stream_strategy_class(name: str) -> type:
     """The class registered under ``name``.
 
     Raises:
@@ -72,7 +69,7 @@ def get_stream_strategy_class(name: str) -> type[StreamStrategy]:
     return _REGISTRY[key]
 
 
-def make_stream_strategy(name: str, budget_rate: float, **params: Any) -> StreamStrategy:
+def make_stream_strategy(name: str, budget_rate: float, **params: Any) -> Any:
     """Build the stream strategy registered under ``name`` (what a config file names).
 
     Raises:

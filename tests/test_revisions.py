@@ -2,8 +2,8 @@
 
 Client code that talks to the Hub runs in a fresh interpreter whose environment points at the
 test server (``HF_ENDPOINT`` is read when ``huggingface_hub`` is imported). To keep those
-interpreters fast, they load ``energizer_hf.hub`` without running ``energizer_hf/__init__``
-(which imports Lightning): the hub module only needs ``datasets``/``huggingface_hub``.
+interpreters fast, they load ``energizer_hf.revisions`` without running ``energizer_hf/__init__``
+(which imports Lightning): the revisions package only needs ``datasets``/``huggingface_hub``.
 Steps of one client script can hand control back to the test (``checkpoint(name)``), which
 then changes the server's faults before the script goes on.
 """
@@ -25,21 +25,22 @@ import pytest
 import yaml
 
 from energizer_hf import DatasetMismatchError, EnergizerError
-from energizer_hf.hub import (
+from energizer_hf.learner import ActiveLearner
+from energizer_hf.pool import ActivePool
+from energizer_hf.revisions import (
+    HubRevisions,
     HubSyncError,
     InvalidRepoIdError,
+    LocalRevisions,
     RoundNotFoundError,
-    RoundStore,
-    _classify,
-    _front_matter,
-    _scrub,
     load_round,
     rebuild_pool_state,
     render_model_card,
     round_tag,
 )
-from energizer_hf.learner import ActiveLearner
-from energizer_hf.pool import ActivePool
+from energizer_hf.revisions.hub_api import classify as _classify
+from energizer_hf.revisions.hub_api import scrub as _scrub
+from energizer_hf.run import front_matter as _front_matter
 from tests.conftest import learner_kwargs
 from tests.hubsim.server import SCRUBBED_ENV
 
@@ -52,7 +53,7 @@ SECRET = "hf_Secr3tTokenForHubTests42"
 def run3(tmp_path_factory, demo_data, demo_tokenizer, tiny_bert_config):
     """A finished 3-record run (rounds 0, 1, 2) with local revisions."""
     tmp = tmp_path_factory.mktemp("hubrun")
-    store = RoundStore()
+    store = LocalRevisions()
     learner = ActiveLearner(
         dataset=demo_data,
         model=tiny_bert_config,
@@ -122,7 +123,7 @@ def test_snapshots_are_immutable(run3):
     learner, run_dir, _ = run3
     target = run_dir / "revisions" / "round-001"
     before = {p.name: p.stat().st_mtime_ns for p in target.iterdir()}
-    assert RoundStore().snapshot(learner.loop, 1) == target
+    assert LocalRevisions().snapshot(learner.run_info(), learner.pool, 1) == target
     assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == before
     assert not [p for p in (run_dir / "revisions").iterdir() if p.name.startswith(".")]
 
@@ -157,15 +158,11 @@ def test_dataset_card_front_matter_and_body(run3):
     assert "| Stopping reason | max_rounds |" in card
 
 
-def test_builtin_templates_have_the_same_fields(run3, tmp_path):
+def test_a_templates_dir_without_the_templates_falls_back_to_the_packaged_ones(run3, tmp_path):
     learner, run_dir, records = run3
-    store = RoundStore(templates_dir=tmp_path / "no-templates")
-    loop = learner.loop
     out = tmp_path / "other-run"
-    loop_copy = type("L", (), {})()
-    loop_copy.__dict__.update(vars(loop))
-    loop_copy.run_dir = out
-    store.snapshot(loop_copy, 2)
+    store = LocalRevisions(out, templates_dir=tmp_path / "no-templates")
+    store.snapshot(learner.run_info(), learner.pool, 2)
     card = (out / "revisions" / "round-002" / "README.md").read_text()
     meta = _front_matter(card)
     assert meta["energizer_hf"]["round"] == 2 and meta["size_categories"] == ["n<1K"]
@@ -175,9 +172,9 @@ def test_builtin_templates_have_the_same_fields(run3, tmp_path):
 
 def test_model_card_renders_valid_metadata(run3):
     _, _, records = run3
-    from energizer_hf.hub import _curve, _metric_names
+    from energizer_hf.revisions.cards import curve, metric_names
 
-    names = _metric_names(records)
+    names = metric_names(records)
     context = {
         "license": "apache-2.0",
         "model_name": "al-model",
@@ -191,7 +188,7 @@ def test_model_card_renders_valid_metadata(run3):
         "accuracy": records[-1]["test/accuracy"],
         "f1": records[-1]["test/f1_macro"],
         "metric_names": names,
-        "curve": _curve(records, names),
+        "curve": curve(records, names),
         "strategy": "entropy",
         "num_rounds": 3,
         "num_labelled": 30,
@@ -389,7 +386,7 @@ def test_torch_dataset_pool_round_trip():
     pool = ActivePool(data)
     pool.label([1, 2, 3], None, round=0)
     pool.label([5, 6], [1, 0], round=1, validation=[True, False])
-    from energizer_hf.hub import build_round_dataset
+    from energizer_hf.revisions import build_round_dataset
 
     ds = build_round_dataset(pool, 1, label_names=["a", "b"], label_source="annotator")
     assert ds.column_names == [
@@ -416,10 +413,10 @@ def test_torch_dataset_pool_round_trip():
 
 
 def test_public_names():
-    import energizer_hf.hub as hub
+    import energizer_hf.revisions as revisions
 
-    assert list(hub.__all__) == sorted(hub.__all__)
-    assert all(hasattr(hub, name) for name in hub.__all__)
+    assert list(revisions.__all__) == sorted(revisions.__all__)
+    assert all(hasattr(revisions, name) for name in revisions.__all__)
 
 
 # ---------------------------------------------------------------------- bad input, offline
@@ -434,31 +431,32 @@ def test_missing_local_revision_lists_the_existing_ones(run3):
 @pytest.mark.parametrize("bad", ["no namespace", "user/na me", "a/b/c", "user/--x", "", "user/"])
 def test_malformed_repo_id(bad):
     with pytest.raises(InvalidRepoIdError, match="repo"):
-        RoundStore(repo_id=bad)
+        HubRevisions(repo_id=bad)
 
 
 def test_bad_branch_and_options():
     with pytest.raises(InvalidRepoIdError, match="run_branch"):
-        RoundStore(repo_id="me/data", run_branch="round-001")
+        HubRevisions(repo_id="me/data", run_branch="round-001")
     with pytest.raises(InvalidRepoIdError, match="run_branch"):
-        RoundStore(repo_id="me/data", run_branch="bad branch")
+        HubRevisions(repo_id="me/data", run_branch="bad branch")
     with pytest.raises(EnergizerError, match="on_error"):
-        RoundStore(repo_id="me/data", on_error="ignore")
+        HubRevisions(repo_id="me/data", on_error="ignore")
     assert issubclass(HubSyncError, EnergizerError)
-    assert SECRET not in repr(RoundStore(repo_id="me/data", token=SECRET))
+    assert SECRET not in repr(HubRevisions(repo_id="me/data", token=SECRET))
 
 
 def test_on_error_warn_keeps_the_run_going(run3, monkeypatch):
     learner, _, records = run3
 
-    def failing_sync(self, loop):
+    def failing_sync(self, run_dir=None, **kwargs):
         raise HubSyncError("Could not commit round-002 (HfHubHTTPError: 500).", round=2)
 
-    monkeypatch.setattr(RoundStore, "sync", failing_sync)
+    monkeypatch.setattr(HubRevisions, "sync", failing_sync)
+    run, pool = learner.run_info(), learner.pool
     with pytest.warns(UserWarning, match="missing rounds are pushed later"):
-        RoundStore(repo_id="me/data", on_error="warn").on_round_end(learner.loop, records[-1])
+        HubRevisions(repo_id="me/data", on_error="warn").on_round_end(run, pool, records[-1])
     with pytest.raises(HubSyncError, match="round-002"):
-        RoundStore(repo_id="me/data").on_round_end(learner.loop, records[-1])
+        HubRevisions(repo_id="me/data").on_round_end(run, pool, records[-1])
 
 
 def test_error_classification_and_scrubbing():
@@ -474,7 +472,7 @@ _SCRUBBED_ENV = SCRUBBED_ENV
 PRELUDE = f"""
 import os, sys, json, types
 sys.path.insert(0, {str(REPO_ROOT)!r})
-# energizer_hf.hub without energizer_hf/__init__ (which imports Lightning): faster start
+# energizer_hf.revisions without energizer_hf/__init__ (which imports Lightning): faster start
 _pkg = types.ModuleType("energizer_hf")
 _pkg.__path__ = [{str(REPO_ROOT / "energizer_hf")!r}]
 sys.modules["energizer_hf"] = _pkg
@@ -482,9 +480,10 @@ import datasets
 datasets.disable_progress_bars()
 from huggingface_hub import HfApi, constants
 assert constants.ENDPOINT == os.environ["HF_ENDPOINT"], constants.ENDPOINT
-from energizer_hf.hub import (
-    HubSyncError, RoundNotFoundError, RoundStore, load_round, round_tag, _front_matter,
+from energizer_hf.revisions import (
+    HubRevisions, HubSyncError, RoundNotFoundError, load_round, round_tag,
 )
+from energizer_hf.run import front_matter as _front_matter
 api = HfApi()
 
 def checkpoint(name):
@@ -567,7 +566,7 @@ def test_rounds_pushed_with_retries_and_loaded_by_tag_branch_and_sha(
         hub,
         tmp_path,
         f"""
-        store = RoundStore({repo!r}, retries=3, backoff=0.01)
+        store = HubRevisions({repo!r}, retries=3, backoff=0.01)
         pushed = store.sync({str(run_dir)!r})
         assert sorted(pushed) == [0, 1, 2], pushed
         assert store.sync({str(run_dir)!r}) == {{}}  # idempotent: every tag is there
@@ -649,13 +648,13 @@ def test_persistent_failure_then_sync_pushes_the_missing_round_once(hub, tmp_pat
         f"""
         run_dir = {str(run_dir)!r}
         # a wrong token: no retries, a named error without the token
-        bad = RoundStore({repo!r}, token="hf_WrongTokenValue0000", retries=3, backoff=0.01)
+        bad = HubRevisions({repo!r}, token="hf_WrongTokenValue0000", retries=3, backoff=0.01)
         err = expect(HubSyncError, bad.sync, run_dir)
         assert err.status_code == 401, err.status_code
         assert "hf_WrongTokenValue0000" not in str(err) and "credentials" in str(err), str(err)
         wrong_token = str(err)
 
-        store = RoundStore({repo!r}, retries=2, backoff=0.01)
+        store = HubRevisions({repo!r}, retries=2, backoff=0.01)
         assert sorted(store.sync(run_dir, rounds=[0, 1])) == [0, 1]
         before = datasets.load_from_disk(os.path.join(run_dir, "revisions", "round-002"))
         checkpoint("break")
@@ -670,7 +669,7 @@ def test_persistent_failure_then_sync_pushes_the_missing_round_once(hub, tmp_pat
         pushed = store.sync(run_dir)
         assert sorted(pushed) == [2], pushed
         assert store.sync(run_dir) == {{}}
-        err = expect(HubSyncError, RoundStore({repo!r}).sync, {str(other)!r})
+        err = expect(HubSyncError, HubRevisions({repo!r}).sync, {str(other)!r})
         assert "not made by this run" in str(err) and err.round == 0, str(err)
         print(json.dumps({{"failed": failed, "wrong_token": wrong_token}}))
         """,
@@ -775,7 +774,7 @@ def test_real_hub_round_trip(run3, tmp_path):
     import uuid
     repo = api.whoami()["name"] + "/energizer-hf-test-" + uuid.uuid4().hex[:8]
     try:
-        store = RoundStore(repo, private=True, retries=3, backoff=2.0)
+        store = HubRevisions(repo, private=True, retries=3, backoff=2.0)
         pushed = store.sync({str(run_dir)!r})
         assert sorted(pushed) == [0, 1, 2], pushed
         assert store.sync({str(run_dir)!r}) == {{}}

@@ -1,24 +1,6 @@
-"""People as the oracle: each round's queried examples become Label Studio tasks.
+"""The oracle: each round's queried examples become Label Studio tasks, annotations become labels.
 
-``LabelStudioOracle`` creates (or reuses) a Label Studio project whose labelling
-configuration is generated from the class names, imports the queried pool ids as tasks
-(``data: {text, pool_id, round}``, with the model's prediction as a pre-annotation when a
-``predictions`` callable is given), and reads the finished annotations back as label ids.
-
-* ``wait="block"``: ``annotate`` polls until every task of the round is resolved (or
-  ``timeout`` seconds pass: :class:`LabelStudioTimeoutError`, nothing is lost).
-* ``wait="async"``: ``annotate`` imports the tasks and, unless they are all resolved
-  already, raises :class:`AwaitingAnnotations`; the loop stops with the stop reason
-  ``awaiting_annotations`` and ``learner.collect()`` / ``energizer-hf annotate RUN_DIR``
-  picks the round up later.
-
-The run directory keeps ``label_studio/tasks.json`` (written atomically): for every round,
-pool id → task id and status. Tasks are matched on ``data.pool_id`` + ``data.round``,
-never on the Label Studio task id alone (the server reuses ids after deletions), so a
-resumed run neither imports a task twice nor loses an annotation.
-
-The API token comes from the ``token`` argument or ``LABEL_STUDIO_API_KEY``; it is never
-written to a file, a log line, an error message or the ``repr``.
+See :mod:`energizer_hf.oracles.label_studio` for the whole story.
 """
 
 from __future__ import annotations
@@ -35,145 +17,55 @@ from typing import Any
 
 import numpy as np
 
-from energizer_hf.errors import EnergizerError
+from energizer_hf.oracles.base import AwaitingAnnotations, OracleBase, Predict
+from energizer_hf.oracles.label_studio.annotations import (
+    ABANDONED,
+    CONFLICT,
+    DELETED,
+    FROM_NAME,
+    IGNORED,
+    LABELLED,
+    PENDING,
+    RESOLVED,
+    SKIPPED,
+    AnnotationChangedWarning,
+    LabelStudioAuthError,
+    LabelStudioError,
+    LabelStudioTimeoutError,
+    as_dicts,
+    choice_result,
+    fingerprint,
+    make_label_config,
+    parse_annotation,
+    reason,
+    vote,
+)
+from energizer_hf.oracles.label_studio.client import LabelStudioClient
+from energizer_hf.retry import RetryError, call_with_retries
+from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.utils import append_jsonl, atomic_write_json
 
-__all__ = [
-    "AWAITING_ANNOTATIONS",
-    "AnnotationChangedWarning",
-    "AwaitingAnnotations",
-    "LabelStudioAuthError",
-    "LabelStudioConnectionError",
-    "LabelStudioError",
-    "LabelStudioOracle",
-    "LabelStudioTimeoutError",
-    "learner_predictions",
-    "make_label_config",
-]
+__all__ = ["LabelStudioOracle", "learner_predictions"]
 
 log = logging.getLogger(__name__)
 
-AWAITING_ANNOTATIONS = "awaiting_annotations"
-STATE_DIR = "label_studio"
 TASKS_FILE = "tasks.json"
 CONFLICTS_FILE = "conflicts.jsonl"
 EVENTS_FILE = "events.jsonl"
-FROM_NAME = "label"
-TO_NAME = "text"
-
-# statuses of a task in tasks.json
-PENDING = "pending"
-LABELLED = "labelled"
-SKIPPED = "skipped"  # every annotation was cancelled: the id goes back to the pool
-IGNORED = "ignored"  # skipped with skipped="ignore": never asked again, never labelled
-CONFLICT = "conflict"  # annotations disagree and the rule could not resolve them
-DELETED = "deleted"  # the task was deleted in Label Studio before it was resolved
-ABANDONED = "abandoned"  # not annotated when the round was closed with partial=True
-RESOLVED = {LABELLED, SKIPPED, IGNORED, CONFLICT, DELETED, ABANDONED}
 
 
-# ---------------------------------------------------------------------- errors
-class LabelStudioError(EnergizerError):
-    """Label Studio answered with an error, or its state does not fit the run."""
-
-
-class LabelStudioAuthError(LabelStudioError):
-    """The API token was refused (401/403). The message never contains the token."""
-
-
-class LabelStudioConnectionError(LabelStudioError):
-    """The server could not be reached, even after retries with backoff."""
-
-
-class AwaitingAnnotations(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by an asynchronous oracle when a round's annotations are not all in yet.
-
-    The loop catches it, keeps the queried round in ``pending.json`` (it is not fitted or
-    queried again) and stops with ``stop_reason == "awaiting_annotations"``.
-    """
-
-    stop_reason = AWAITING_ANNOTATIONS
-    reraise = False  # True: the loop keeps the round, then raises this exception
-
-    def __init__(self, round: int, done: int, total: int, where: str = "", message: str = "") -> None:
-        self.round, self.done, self.total, self.where = round, done, total, where
-        super().__init__(
-            message
-            or f"Round {round}: {done}/{total} tasks resolved{(' in ' + where) if where else ''}; "
-            "collect the rest later (learner.collect() or `energizer-hf annotate RUN_DIR`)."
-        )
-
-
-class LabelStudioTimeoutError(LabelStudioError, AwaitingAnnotations):
-    """``timeout`` passed before every task of the round was resolved.
-
-    Nothing is lost: the loop keeps the queried round (``pending.json``) before this error
-    propagates, and running again goes on waiting for the same tasks.
-    """
-
-    reraise = True
-
-    def __init__(self, message: str, round: int = -1, done: int = 0, total: int = 0, where: str = "") -> None:
-        AwaitingAnnotations.__init__(self, round, done, total, where, message)
-
-
-class AnnotationChangedWarning(UserWarning):
-    """An annotation was edited (or a task deleted) after its label was read."""
-
-
-# ---------------------------------------------------------------------- labelling configs
-def _single_label(label_names: Sequence[str]) -> str:
-    return _choices(label_names, "single")
-
-
-def _multi_label(label_names: Sequence[str]) -> str:
-    return _choices(label_names, "multiple")
-
-
-def _choices(label_names: Sequence[str], mode: str) -> str:
-    from xml.sax.saxutils import quoteattr
-
-    choices = "".join(f"<Choice value={quoteattr(str(n))}/>" for n in label_names)
-    return (
-        f'<View><Text name="{TO_NAME}" value="$text"/>'
-        f'<Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{mode}" showInline="true">'
-        f"{choices}</Choices></View>"
-    )
-
-
-# task type -> config builder; token classification (<Labels> over <Text>) goes here too.
-LABEL_CONFIGS: dict[str, Callable[[Sequence[str]], str]] = {
-    "single_label": _single_label,
-    "multi_label": _multi_label,
-}
-
-
-def make_label_config(label_names: Sequence[str], task: str = "single_label") -> str:
-    """The Label Studio labelling config (XML) for ``task`` over ``label_names``.
-
-    >>> make_label_config(["neg", "pos"])  # doctest: +NORMALIZE_WHITESPACE
-    '<View><Text name="text" value="$text"/><Choices name="label" toName="text"
-    choice="single" showInline="true"><Choice value="neg"/><Choice value="pos"/></Choices></View>'
-    """
-    if task not in LABEL_CONFIGS:
-        raise LabelStudioError(
-            f"No labelling config for task {task!r}; known: {', '.join(sorted(LABEL_CONFIGS))}."
-        )
-    names = [str(n) for n in label_names]
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise LabelStudioError(f"label_names must be at least 2 distinct names, got {names}.")
-    return LABEL_CONFIGS[task](names)
-
-
-def _choice_result(label: str) -> list[dict[str, Any]]:
-    return [
-        {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
-    ]
+class _ImportUnconfirmed(Exception):
+    """The server answered an import without the ids of every task (looked up again)."""
 
 
 # ---------------------------------------------------------------------- the oracle
-class LabelStudioOracle:
+class LabelStudioOracle(OracleBase):
     """Labels from people, through a Label Studio project.
+
+    In a run (``ActiveLearner(oracle=...)``, ``Trainer.active_fit(oracle=...)``) the loop
+    binds the oracle to the run (:meth:`bind`): the run directory, the class names, the
+    pool's texts and the model's predictions come from the run, so none of them needs to
+    be given here. Given anyway, they must agree with the run.
 
     Args:
         url: server URL (default: ``$LABEL_STUDIO_URL``).
@@ -181,9 +73,11 @@ class LabelStudioOracle:
         project: ``None`` (the project recorded in the run directory, else a new one titled
             ``energizer-hf <run_dir name>``), a project id, or a title (reused when a
             project with that title exists, created otherwise).
-        label_names: the class names, in label-id order.
-        texts: ``texts(ids) -> list[str]``; or give ``dataset`` (+ ``text_column``).
-        run_dir: the run directory; state goes to ``<run_dir>/label_studio/``.
+        label_names: the class names, in label-id order (default: the run's).
+        texts: ``texts(ids) -> list[str]``; or give ``dataset`` (+ ``text_column``)
+            (default: the run's pool and text column).
+        run_dir: the run directory; state goes to ``<run_dir>/label_studio/`` (default:
+            the run's).
         wait: ``"block"`` (poll until the round is done) or ``"async"``.
         poll_interval: seconds between polls while blocking.
         timeout: seconds to block before :class:`LabelStudioTimeoutError` (``None``: no limit).
@@ -195,7 +89,9 @@ class LabelStudioOracle:
             appended to ``label_studio/conflicts.jsonl``.
         annotations_per_task: submitted-or-skipped annotations needed before a task counts
             as resolved (use > 1 with ``conflict="majority"``/``"unanimous"``).
-        predictions: ``predictions(ids) -> (labels, scores)``: shown as pre-annotations.
+        predictions: the pre-annotations: ``"model"`` (the run's model: its most likely
+            class and that probability), a callable ``predictions(ids) -> (labels,
+            scores)``, or ``None`` for none.
         model_version: the pre-annotations' ``model_version`` (``{round}`` is formatted).
         task: the labelling task type (see :data:`LABEL_CONFIGS`); only ``"single_label"``
             annotations are read back for now.
@@ -215,6 +111,7 @@ class LabelStudioOracle:
     # The loop keeps each queried round in pending.json before asking: after a crash it
     # waits for the same tasks instead of fitting and querying again.
     keeps_round = True
+    label_source = "annotator"
 
     def __init__(
         self,
@@ -222,18 +119,18 @@ class LabelStudioOracle:
         token: str | None = None,
         project: int | str | None = None,
         *,
-        label_names: Sequence[str],
+        label_names: Sequence[str] | None = None,
         texts: Callable[[np.ndarray], Sequence[str]] | None = None,
         dataset: Any = None,
-        text_column: str = "text",
-        run_dir: str | os.PathLike,
+        text_column: str | None = None,
+        run_dir: str | os.PathLike | None = None,
         wait: str = "block",
         poll_interval: float = 2.0,
         timeout: float | None = None,
         skipped: str = "return",
         conflict: str = "first",
         annotations_per_task: int = 1,
-        predictions: Callable[[np.ndarray], tuple[Any, Any]] | None = None,
+        predictions: Callable[[np.ndarray], tuple[Any, Any]] | str | None = "model",
         model_version: str = "energizer-hf-round-{round}",
         task: str = "single_label",
         max_retries: int = 8,
@@ -267,15 +164,22 @@ class LabelStudioOracle:
             )
         if annotations_per_task < 1:
             raise LabelStudioError(f"annotations_per_task must be >= 1, got {annotations_per_task}.")
+        if not (predictions is None or predictions == "model" or callable(predictions)):
+            raise LabelStudioError(
+                f"predictions must be 'model', a callable ids -> (labels, scores) or None, got {predictions!r}."
+            )
         self.project_spec = project
-        self.label_names = [str(n) for n in label_names]
-        self.label_config = make_label_config(self.label_names, task)
-        self._label_ids = {n: i for i, n in enumerate(self.label_names)}
+        self.task = task
+        self.label_names: list[str] | None = None
+        self.label_config: str | None = None
+        self._label_ids: dict[str, int] = {}
+        if label_names is not None:
+            self._set_label_names(label_names)
         self._texts = texts
         self.dataset = dataset
         self.text_column = text_column
-        self.run_dir = Path(run_dir)
-        self.state_dir = self.run_dir / STATE_DIR
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._predict: Predict | None = None
         self.wait = wait
         self.poll_interval = float(poll_interval)
         self.timeout = timeout
@@ -284,14 +188,13 @@ class LabelStudioOracle:
         self.annotations_per_task = int(annotations_per_task)
         self.predictions = predictions
         self.model_version = model_version
-        self.task = task
         self.max_retries = int(max_retries)
         self.retry_backoff = float(retry_backoff)
         self.retry_timeout = float(retry_timeout)
         self.progress = progress
         self.request_timeout = float(request_timeout)
         self.partial = False
-        self._client = None
+        self._ls: LabelStudioClient | None = None
         self._state: dict[str, Any] | None = None
         self.project_id: int | None = None
 
@@ -299,8 +202,68 @@ class LabelStudioOracle:
         return (
             f"LabelStudioOracle(url={self.url!r}, project={self.project_id or self.project_spec!r}, "
             f"wait={self.wait!r}, skipped={self.skipped!r}, conflict={self.conflict!r}, "
-            f"run_dir={str(self.run_dir)!r})"
+            f"run_dir={str(self.run_dir) if self.run_dir else None!r})"
         )
+
+    # ------------------------------------------------------------------ the run
+    def close_round(self) -> None:
+        """Close the waiting round with what is annotated now, at the next ``annotate``
+        (sets :attr:`partial`)."""
+        self.partial = True
+
+    def _set_label_names(self, names: Sequence[str]) -> None:
+        self.label_config = make_label_config(names, self.task)
+        self.label_names = [str(n) for n in names]
+        self._label_ids = {n: i for i, n in enumerate(self.label_names)}
+
+    def bind(self, run: RunInfo, dataset: Any, predict: Predict | None) -> None:
+        """Take the run directory, class names, texts and model predictions from the run.
+
+        Raises:
+            LabelStudioError: the oracle was given another run directory or other classes.
+        """
+        if self.run_dir is None:
+            self.run_dir = run.files.root
+        elif self.run_dir.resolve() != run.files.root.resolve():
+            raise LabelStudioError(
+                f"The oracle was given run_dir='{self.run_dir}' but runs in '{run.files.root}': "
+                "leave run_dir out (the run's directory is used)."
+            )
+        if self.label_names is None:
+            if len(run.label_names) < 2:
+                raise LabelStudioError(
+                    "The run has no class names for the Label Studio project: give label_names "
+                    "(to the learner, e.g. ActiveLearner(label_names=[...]), or to the oracle)."
+                )
+            self._set_label_names(run.label_names)
+        elif run.label_names and list(run.label_names) != self.label_names:
+            raise LabelStudioError(
+                f"The oracle's label_names {self.label_names} differ from the run's classes "
+                f"{list(run.label_names)}: leave label_names out (the run's are used)."
+            )
+        if self.text_column is None:
+            self.text_column = run.text_column or "text"
+        if self._texts is None and self.dataset is None:
+            self.dataset = dataset
+        self._predict = predict
+
+    @property
+    def state_dir(self) -> Path:
+        """``<run_dir>/label_studio``: the oracle's state (tasks, events, conflicts)."""
+        if self.run_dir is None:
+            raise LabelStudioError(
+                "The oracle is not bound to a run directory: give run_dir=..., or use it in a "
+                "run (ActiveLearner(oracle=...)), which binds it."
+            )
+        return RunDir(self.run_dir).label_studio
+
+    def _names(self) -> list[str]:
+        if self.label_names is None:
+            raise LabelStudioError(
+                "The oracle has no class names: give label_names=..., or use it in a run "
+                "(ActiveLearner(oracle=...)), which binds the run's."
+            )
+        return self.label_names
 
     # ------------------------------------------------------------------ state file
     @property
@@ -324,7 +287,7 @@ class LabelStudioOracle:
         """The oracle's settings without URL or token (rebuilds it for ``annotate RUN_DIR``)."""
         return {
             "label_names": self.label_names,
-            "text_column": self.text_column,
+            "text_column": self.text_column or "text",
             "skipped": self.skipped,
             "conflict": self.conflict,
             "annotations_per_task": self.annotations_per_task,
@@ -340,75 +303,24 @@ class LabelStudioOracle:
         """``{pool_id (str): {task_id, status, label, ...}}`` of a round, as in tasks.json."""
         return self._load_state()["rounds"].get(str(round), {})
 
-    # ------------------------------------------------------------------ client + retries
-    def _sdk(self):
-        try:
-            import httpx
-            from label_studio_sdk import LabelStudio
-            from label_studio_sdk.core.api_error import ApiError
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise LabelStudioError(
-                "LabelStudioOracle needs label-studio-sdk: pip install 'energizer_hf[labelstudio]'."
-            ) from err
-        return LabelStudio, ApiError, httpx
+    # ------------------------------------------------------------------ the server
+    @property
+    def _server(self) -> LabelStudioClient:
+        # built on first use, from the current retry settings
+        if self._ls is None:
+            self._ls = LabelStudioClient(
+                self.url, self._token, max_retries=self.max_retries, retry_backoff=self.retry_backoff,
+                retry_timeout=self.retry_timeout, request_timeout=self.request_timeout,
+            )
+        return self._ls
 
     @property
-    def client(self):
-        if self._client is None:
-            LabelStudio, _, _ = self._sdk()
-            self._client = LabelStudio(
-                base_url=self.url, api_key=self._token, timeout=self.request_timeout
-            )
-        return self._client
+    def client(self) -> Any:
+        """The ``label_studio_sdk`` client (imported on first use)."""
+        return self._server.api
 
     def _call(self, what: str, fn: Callable[[], Any], *, retry: bool = True) -> Any:
-        """Run ``fn`` with retries on connection errors and 5xx; map errors to ours."""
-        _, ApiError, httpx = self._sdk()
-        t0 = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except (ApiError, httpx.TransportError) as err:
-                mapped = self._map_error(err, what)
-                if mapped is not None:
-                    raise mapped from None
-                if not retry:
-                    raise
-                status = getattr(err, "status_code", None)
-                reason = f"HTTP {status}" if status is not None else type(err).__name__
-            attempt += 1
-            elapsed = time.monotonic() - t0
-            delay = min(self.retry_backoff * 2 ** (attempt - 1), 30.0)
-            if attempt >= self.max_retries or elapsed + delay > self.retry_timeout:
-                raise LabelStudioConnectionError(
-                    f"Could not reach Label Studio at {self.url} to {what} ({reason}) after "
-                    f"{attempt} attempts in {elapsed:.0f} s. Is the server running? Nothing is "
-                    "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
-                ) from None
-            log.warning(
-                "Label Studio at %s: %s while trying to %s; retrying in %.1f s (%d/%d).",
-                self.url, reason, what, delay, attempt, self.max_retries,
-            )
-            time.sleep(delay)
-
-    def _map_error(self, err: BaseException, what: str) -> LabelStudioError | None:
-        """Our error for a final failure, ``None`` for a transient one (retry it)."""
-        _, ApiError, httpx = self._sdk()
-        if isinstance(err, httpx.TransportError):
-            return None
-        status = getattr(err, "status_code", None)
-        if status in (401, 403):
-            return LabelStudioAuthError(
-                f"Label Studio at {self.url} refused the API token ({status}) while trying "
-                f"to {what}: check LABEL_STUDIO_API_KEY (Account & Settings → Access Token)."
-            )
-        if status is None or status >= 500 or status in (408, 429):
-            return None
-        return LabelStudioError(
-            f"Label Studio at {self.url} answered {status} while trying to {what}: "
-            f"{_detail(getattr(err, 'body', None))}"
-        )
+        return self._server.call(what, fn, retry=retry)
 
     # ------------------------------------------------------------------ project
     def ensure_project(self) -> int:
@@ -427,7 +339,7 @@ class LabelStudioOracle:
             project = self._call(f"read project {pid}", lambda: client.projects.get(id=pid))
             self._check_project_labels(project)
         else:
-            title = spec if isinstance(spec, str) else f"energizer-hf {self.run_dir.resolve().name}"
+            title = spec if isinstance(spec, str) else f"energizer-hf {Path(self.run_dir or '.').resolve().name}"
             if len(title) < 3:
                 title = f"energizer-hf {title}"
             found = [
@@ -440,6 +352,7 @@ class LabelStudioOracle:
                     self._call(f"read project {pid}", lambda: client.projects.get(id=pid))
                 )
             else:
+                self._names()
                 created = self._call(
                     f"create project {title!r}",
                     lambda: client.projects.create(title=title, label_config=self.label_config),
@@ -461,7 +374,7 @@ class LabelStudioOracle:
             labels = project.get_label_interface().get_control(FROM_NAME).labels
         except Exception:  # noqa: BLE001 - no such control, or an unparsable config
             labels = None
-        if labels is None or list(labels) != self.label_names:
+        if labels is None or list(labels) != self._names():
             raise LabelStudioError(
                 f"Label Studio project {project.id} has no single-choice control "
                 f"'{FROM_NAME}' with the classes {self.label_names} (found {labels}): use "
@@ -501,18 +414,24 @@ class LabelStudioOracle:
             raise LabelStudioError("Give texts=callable(ids) or dataset=... (with text_column).")
         else:
             ds = self.dataset
+            column = self.text_column or "text"
             if hasattr(ds, "select"):
-                texts = list(ds.select(ids.tolist())[self.text_column])
+                texts = list(ds.select(ids.tolist())[column])
             else:
-                texts = [ds[int(i)][self.text_column] for i in ids]
+                texts = [ds[int(i)][column] for i in ids]
         if len(texts) != len(ids):
             raise LabelStudioError(f"texts gave {len(texts)} texts for {len(ids)} ids.")
         return [str(t) for t in texts]
 
     def _task_payloads(self, ids: np.ndarray, round: int) -> list[dict[str, Any]]:
         texts = self._texts_of(ids)
+        names = self._names()
         preds = None
-        if self.predictions is not None:
+        if self.predictions == "model":
+            if self._predict is not None:  # the run's model: its best class and that probability
+                probs = np.asarray(self._predict(ids), dtype=np.float64)
+                preds = (probs.argmax(1), probs.max(1))
+        elif self.predictions is not None:
             labels, scores = self.predictions(ids)
             preds = (np.asarray(labels).reshape(-1), np.asarray(scores, dtype=float).reshape(-1))
         payloads = []
@@ -520,12 +439,12 @@ class LabelStudioOracle:
             task: dict[str, Any] = {"data": {"text": text, "pool_id": int(pool_id), "round": int(round)}}
             if preds is not None:
                 label = preds[0][j]
-                name = self.label_names[int(label)] if not isinstance(label, str) else label
+                name = names[int(label)] if not isinstance(label, str) else label
                 task["predictions"] = [
                     {
                         "model_version": self.model_version.format(round=round),
                         "score": float(preds[1][j]),
-                        "result": _choice_result(name),
+                        "result": choice_result(name),
                     }
                 ]
             payloads.append(task)
@@ -543,7 +462,8 @@ class LabelStudioOracle:
         state = self._load_state()
         rstate = state["rounds"].setdefault(str(round), {})
         ignored = self._ignored_ids() if self.skipped == "ignore" else set()
-        for _attempt in range(self.max_retries):
+
+        def import_missing() -> None:
             existing = self._list_tasks()
             changed = False
             for pool_id in ids.tolist():
@@ -566,30 +486,38 @@ class LabelStudioOracle:
             if changed:
                 self._save_state()
             if missing.size == 0:
-                break
+                return
             payloads = self._task_payloads(missing, round)
-            client = self.client
-            _, ApiError, httpx = self._sdk()
-            try:
-                resp = client.projects.import_tasks(pid, request=payloads, return_task_ids=True)
-            except (httpx.TransportError, ApiError) as err:
-                mapped = self._map_error(err, "import tasks")
-                if mapped is not None:
-                    raise mapped from None
-                # The import may or may not have been applied: wait, then look again.
-                log.warning("Importing %d tasks failed (%s); checking and retrying.",
-                            missing.size, type(err).__name__)
-                time.sleep(self.retry_backoff)
-                self._call("reach the server", lambda: self.client.users.whoami())
-                continue
+            resp = self.client.projects.import_tasks(pid, request=payloads, return_task_ids=True)
             task_ids = list(getattr(resp, "task_ids", None) or [])
-            if len(task_ids) == missing.size:
-                for pool_id, tid in zip(missing.tolist(), task_ids):
-                    rstate[str(pool_id)] = {"task_id": int(tid), "status": PENDING}
-                self._save_state()
-                self._event("import", round=round, pool_ids=missing.tolist(), task_ids=task_ids)
-                break
-            # unexpected answer: the next pass reads the tasks back from the server
+            if len(task_ids) != missing.size:  # the next attempt reads the tasks back
+                raise _ImportUnconfirmed(f"{len(task_ids)} task ids for {missing.size} imported tasks")
+            for pool_id, tid in zip(missing.tolist(), task_ids):
+                rstate[str(pool_id)] = {"task_id": int(tid), "status": PENDING}
+            self._save_state()
+            self._event("import", round=round, pool_ids=missing.tolist(), task_ids=task_ids)
+
+        def log_retry(err: BaseException, attempt: int, delay: float) -> None:
+            # the import may or may not have been applied: the next attempt looks first
+            log.warning("Importing tasks failed (%s); checking and retrying in %.1f s.", reason(err), delay)
+
+        server = self._server
+        try:
+            call_with_retries(
+                import_missing,
+                server.policy(),
+                retryable=lambda err: isinstance(err, _ImportUnconfirmed)
+                or server.map_error(err, "import tasks") is None,
+                catch=(*server.transient_types(), _ImportUnconfirmed),
+                on_retry=log_retry,
+            )
+        except RetryError as failed:
+            if isinstance(failed.error, _ImportUnconfirmed):
+                raise LabelStudioError(
+                    f"Label Studio at {self.url} did not confirm the import of round {round}'s tasks "
+                    f"after {failed.attempts} attempts ({failed.error}); run again to retry."
+                ) from None
+            server.give_up(failed, "import tasks")
         return {int(k): v.get("task_id") for k, v in rstate.items() if int(k) in set(ids.tolist())}
 
     def _ignored_ids(self) -> set[int]:
@@ -600,26 +528,14 @@ class LabelStudioOracle:
 
     # ------------------------------------------------------------------ resolving
     def _parse(self, ann: dict[str, Any]) -> tuple[bool, int | None, str | None]:
-        """(cancelled, label id or None, raw choice) of one annotation dict."""
-        if ann.get("was_cancelled"):
-            return True, None, None
-        for region in ann.get("result") or []:
-            if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
-                choices = (region.get("value") or {}).get("choices") or []
-                if choices:
-                    return False, self._label_ids.get(str(choices[0])), str(choices[0])
-        return False, None, None
+        return parse_annotation(ann, self._label_ids)
 
     def _fingerprint(self, anns: list[dict[str, Any]]) -> list[list[Any]]:
-        return sorted(
-            [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")),
-             self._parse(a)[2]]
-            for a in anns
-        )
+        return fingerprint(anns, self._label_ids)
 
     def _resolve(self, round: int, pool_id: int, task: Any) -> dict[str, Any] | None:
         """The resolved entry of a task, or ``None`` while it waits for annotations."""
-        anns = sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"]))
+        anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"]))
         parsed = [(a, *self._parse(a)) for a in anns]
         cancelled = [p for p in parsed if p[1]]
         submitted = [p for p in parsed if not p[1] and p[2] is not None]
@@ -636,17 +552,9 @@ class LabelStudioOracle:
             status = IGNORED if self.skipped == "ignore" else SKIPPED
             return {**entry, "status": status, "label": -1}
         votes = [p[2] for p in submitted]
-        counts = Counter(votes)
-        label: int | None
-        if self.conflict == "first":
-            label = votes[0]
-        elif self.conflict == "majority":
-            top = counts.most_common()
-            label = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else None
-        else:  # unanimous
-            label = votes[0] if len(counts) == 1 else None
+        label = vote(votes, self.conflict)
         entry["votes"] = [self.label_names[v] for v in votes]
-        if len(counts) > 1:
+        if len(set(votes)) > 1:
             append_jsonl(
                 self.state_dir / CONFLICTS_FILE,
                 {
@@ -710,7 +618,7 @@ class LabelStudioOracle:
                         entry.update(resolved)
                         changed = True
                 elif status in (LABELLED, SKIPPED, IGNORED, CONFLICT, ABANDONED):
-                    now = self._fingerprint(sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"])))
+                    now = self._fingerprint(sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])))
                     if now != entry.get("seen") and now != entry.get("change_reported"):
                         warnings.warn(
                             f"Annotations of Label Studio task {task.id} (pool id {pool_id}, round "
@@ -751,7 +659,7 @@ class LabelStudioOracle:
         tasks = self._list_tasks()
         for i in left:
             task = tasks.get((round, i))
-            anns = sorted(_as_dicts(task.annotations), key=lambda a: int(a["id"])) if task else []
+            anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])) if task else []
             rstate[str(i)].update(status=ABANDONED, label=-1, seen=self._fingerprint(anns))
         self._save_state()
         self._event("abandoned", round=round, pool_ids=left)
@@ -809,7 +717,7 @@ class LabelStudioOracle:
     ) -> LabelStudioOracle:
         """The oracle recorded in ``<run_dir>/label_studio/tasks.json`` (URL/token from the
         arguments or the environment)."""
-        path = Path(run_dir) / STATE_DIR / TASKS_FILE
+        path = RunDir(run_dir).label_studio / TASKS_FILE
         if not path.exists():
             raise LabelStudioError(f"{path} does not exist: this run has no Label Studio tasks.")
         state = json.loads(path.read_text())
@@ -851,23 +759,3 @@ def learner_predictions(learner: Any, batch_size: int = 64) -> Callable[[np.ndar
         return np.concatenate(labels), np.concatenate(scores)
 
     return predict
-
-
-def _as_dicts(anns: Any) -> list[dict[str, Any]]:
-    out = []
-    for a in anns or []:
-        if isinstance(a, dict):
-            out.append(a)
-        elif hasattr(a, "model_dump"):
-            out.append(a.model_dump(mode="json"))
-        else:
-            out.append(dict(a))
-    return out
-
-
-def _detail(body: Any) -> str:
-    if isinstance(body, dict):
-        for key in ("validation_errors", "detail", "message"):
-            if body.get(key):
-                return str(body[key])
-    return str(body)[:500]

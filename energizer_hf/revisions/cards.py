@@ -1,0 +1,318 @@
+"""Dataset and model cards of a run, from the templates shipped inside the package.
+
+A card is Hub metadata (YAML, built with ``huggingface_hub.DatasetCardData`` /
+``huggingface_hub.ModelCardData``, so the Hub reads it as it reads its own) followed by a Markdown
+body rendered from a Jinja2 template: ``energizer_hf/revisions/templates/dataset_card.md.j2``
+and ``model_card.md.j2`` (package data; ``templates/README.md`` lists their variables).
+``templates_dir=`` points at a folder with your own templates of the same names (a missing
+one falls back to the packaged one). Everything a card says comes from a
+:class:`~energizer_hf.run.RunInfo`.
+
+>>> size_category(1500)
+'1K<n<10K'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energizer_hf.errors import EnergizerError
+from energizer_hf.revisions.rounds import jsonable
+from energizer_hf.run import META_KEY, RunInfo, front_matter, round_tag
+
+__all__ = [
+    "card_context",
+    "curve",
+    "dataset_card",
+    "front_matter",
+    "metric_names",
+    "model_card",
+    "model_card_context",
+    "render_dataset_card",
+    "render_model_card",
+    "size_category",
+]
+
+TEMPLATES = ("dataset_card.md.j2", "model_card.md.j2")
+
+_SIZE_CATEGORIES = [
+    (10**3, "n<1K"),
+    (10**4, "1K<n<10K"),
+    (10**5, "10K<n<100K"),
+    (10**6, "100K<n<1M"),
+    (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"),
+    (10**9, "100M<n<1B"),
+    (10**10, "1B<n<10B"),
+    (10**11, "10B<n<100B"),
+    (10**12, "100B<n<1T"),
+]
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket of ``n`` rows."""
+    for bound, name in _SIZE_CATEGORIES:
+        if n < bound:
+            return name
+    return "n>1T"
+
+
+def _fmt_num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _maybe_float(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return round(float(value), 6)
+    return None
+
+
+def metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The test metrics of the records, accuracy and macro F1 first."""
+    names: list[str] = []
+    for rec in records:
+        for key, value in rec.items():
+            if key.startswith("test/") and isinstance(value, (int, float)) and key not in names:
+                names.append(key)
+    preferred = ["test/accuracy", "test/f1_macro"]
+    return [n for n in preferred if n in names] + sorted(n for n in names if n not in preferred)
+
+
+def curve(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The learning curve: one row per record (formatted ``metrics`` and raw ``values``)."""
+    return [
+        {
+            "round": rec.get("round"),
+            "num_labelled": rec.get("num_labelled"),
+            "metrics": [_fmt_num(rec.get(m)) for m in names],
+            "values": {m: rec.get(m) for m in names},
+        }
+        for rec in records
+    ]
+
+
+# ---------------------------------------------------------------------- templates
+def _template(name: str, templates_dir: str | Path | None) -> str:
+    if templates_dir is not None and (Path(templates_dir) / name).is_file():
+        return (Path(templates_dir) / name).read_text(encoding="utf-8")
+    return resources.files("energizer_hf.revisions").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _yaml_scalar(value: Any) -> str:
+    """A YAML-safe scalar (JSON is valid YAML)."""
+    return json.dumps(jsonable(value), ensure_ascii=False)
+
+
+def _render_body(name: str, context: Mapping[str, Any], templates_dir: str | Path | None) -> str:
+    try:
+        import jinja2
+    except ImportError as err:  # pragma: no cover - jinja2 ships with most HF installs
+        raise EnergizerError("Rendering cards needs jinja2: pip install jinja2.") from err
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["y"] = _yaml_scalar
+    env.filters["num"] = _fmt_num
+    return env.from_string(_template(name, templates_dir)).render(**context)
+
+
+def _card(metadata: Any, body: str) -> str:
+    # a template that writes its own metadata block (the format before 0.2) is used as is
+    if body.lstrip().startswith("---"):
+        return body
+    return f"---\n{metadata.to_yaml()}\n---\n\n{body}"
+
+
+def render_dataset_card(context: Mapping[str, Any], templates_dir: str | Path | None = None) -> str:
+    """A round's dataset card: metadata from ``context`` (see :func:`card_context`) as
+    :class:`huggingface_hub.DatasetCardData`, body from ``dataset_card.md.j2``."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(
+        license=context["license"],
+        pretty_name=context["pretty_name"],
+        task_categories=["text-classification"],
+        tags=["active-learning", "energizer_hf"],
+        size_categories=[context["size_category"]],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+        **{META_KEY: jsonable(dict(context["meta"]))},
+    )
+    return str(DatasetCard(_card(data, _render_body("dataset_card.md.j2", context, templates_dir))))
+
+
+def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | None = None) -> str:
+    """The final model's card: metadata (with a ``model-index`` of the final test metrics)
+    as :class:`huggingface_hub.ModelCardData`, body from ``model_card.md.j2``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    results = []
+    common = {
+        "task_type": "text-classification",
+        "task_name": "Text Classification",
+        "dataset_type": context["dataset_type"],
+        "dataset_name": context["dataset_name"],
+        "dataset_split": "test",
+        "dataset_revision": context.get("dataset_revision"),
+    }
+    if context.get("accuracy") is not None:
+        results.append(EvalResult(metric_type="accuracy", metric_value=context["accuracy"], metric_name="Accuracy", **common))
+        if context.get("f1") is not None:
+            results.append(
+                EvalResult(
+                    metric_type="f1", metric_value=context["f1"], metric_name="F1 (macro)",
+                    metric_args={"average": "macro"}, **common,
+                )
+            )
+    repo = context.get("dataset_repo_id")
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        license=context["license"],
+        tags=["active-learning", "energizer_hf"],
+        base_model=context.get("base_model") or None,
+        datasets=[repo] if repo else None,
+        model_name=context["model_name"],
+        eval_results=results or None,
+    )
+    return str(ModelCard(_card(data, _render_body("model_card.md.j2", context, templates_dir))))
+
+
+# ---------------------------------------------------------------------- contexts
+def card_context(
+    run: RunInfo,
+    round: int,
+    ds: Any,
+    meta: Mapping[str, Any],
+    *,
+    license: str = "other",
+    pretty_name: str | None = None,
+    source_dataset: str | None = None,
+    repo_id: str | None = None,
+    run_branch: str = "energizer-run",
+) -> dict[str, Any]:
+    """The variables of a round's dataset card (``templates/README.md`` lists them)."""
+    import yaml
+
+    records = run.up_to(round).records
+    names = metric_names(records)
+    settings = dict(run.settings)
+    label_names = list(run.label_names)
+    dist_names = list(label_names)
+    for rec in records:
+        for key in rec.get("label_distribution") or {}:
+            if key not in dist_names:
+                dist_names.append(key)
+    this = records[-1] if records else {}
+    return {
+        "license": license,
+        "pretty_name": pretty_name or f"Active-learning labels, {round_tag(round)}",
+        "size_category": size_category(len(ds)),
+        "meta_yaml": yaml.safe_dump(jsonable(dict(meta)), sort_keys=False, allow_unicode=True).rstrip("\n"),
+        "meta": dict(meta),
+        "round": round,
+        "tag": round_tag(round),
+        "run_branch": run_branch,
+        "repo_id": repo_id,
+        "num_rows": len(ds),
+        "num_new": int(np.count_nonzero(np.asarray(ds["round"][:]) == round)) if len(ds) else 0,
+        "columns": list(ds.column_names),
+        "source_dataset": source_dataset or run.source_dataset,
+        "pool_fingerprint": meta.get("pool_fingerprint"),
+        "pool_rows": meta.get("pool_rows"),
+        "strategy": run.strategy,
+        "strategy_class": run.strategy_class,
+        "strategy_params": dict(run.strategy_params),
+        "model": run.config.get("model") or "unknown",
+        "seed": settings.get("seed"),
+        "query_size": settings.get("query_size"),
+        "initial_size": settings.get("initial_size"),
+        "max_rounds": settings.get("max_rounds"),
+        "total_budget": settings.get("total_budget"),
+        "settings": settings,
+        "config": {k: v for k, v in sorted(run.config.items()) if isinstance(v, (bool, int, float, str))},
+        "label_names": label_names,
+        "label_source": meta.get("label_source"),
+        "distribution_names": dist_names,
+        "distribution": [
+            {
+                "round": rec.get("round"),
+                "num_labelled": rec.get("num_labelled"),
+                "counts": [int((rec.get("label_distribution") or {}).get(n, 0)) for n in dist_names],
+            }
+            for rec in records
+        ],
+        "metric_names": names,
+        "curve": curve(records, names),
+        "stop_reason": this.get("stop_reason"),
+    }
+
+
+def model_card_context(
+    run: RunInfo,
+    model_repo_id: str,
+    *,
+    license: str = "other",
+    base_model: str | None = None,
+    dataset_repo_id: str | None = None,
+    dataset_commit: str | None = None,
+    dataset_url: str | None = None,
+    source_dataset: str | None = None,
+) -> dict[str, Any]:
+    """The variables of the final model's card (``templates/README.md`` lists them)."""
+    records = run.records
+    if not records:
+        raise EnergizerError("The run has no recorded round yet: run it before pushing its model.")
+    last = int(records[-1]["round"])
+    names = metric_names(records)
+    final = records[-1]
+    settings = dict(run.settings)
+    return {
+        "license": license,
+        "model_name": model_repo_id.split("/")[-1],
+        "repo_id": model_repo_id,
+        "base_model": base_model,
+        "dataset_repo_id": dataset_repo_id,
+        "dataset_name": f"{dataset_repo_id or 'labelled set'} ({round_tag(last)})",
+        "dataset_type": dataset_repo_id or "energizer_hf",
+        "dataset_revision": dataset_commit,
+        "dataset_url": dataset_url,
+        "accuracy": _maybe_float(final.get("test/accuracy")),
+        "f1": _maybe_float(final.get("test/f1_macro")),
+        "metric_names": names,
+        "curve": curve(records, names),
+        "strategy": final.get("strategy") or run.strategy,
+        "num_rounds": len(records),
+        "num_labelled": final.get("num_labelled"),
+        "label_names": list(run.label_names),
+        "settings": settings,
+        "seed": settings.get("seed"),
+        "query_size": settings.get("query_size"),
+        "stop_reason": final.get("stop_reason"),
+        "pool_fingerprint": run.pool_fingerprint,
+        "source_dataset": source_dataset or run.source_dataset,
+    }
+
+
+def dataset_card(run: RunInfo, round: int, ds: Any, meta: Mapping[str, Any], *, templates_dir: str | Path | None = None, **kwargs: Any) -> str:
+    """A round's rendered dataset card (``kwargs``: see :func:`card_context`)."""
+    return render_dataset_card(card_context(run, round, ds, meta, **kwargs), templates_dir)
+
+
+def model_card(run: RunInfo, model_repo_id: str, *, templates_dir: str | Path | None = None, **kwargs: Any) -> str:
+    """The final model's rendered card (``kwargs``: see :func:`model_card_context`)."""
+    return render_model_card(model_card_context(run, model_repo_id, **kwargs), templates_dir)

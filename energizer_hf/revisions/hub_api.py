@@ -1,0 +1,181 @@
+"""Talking to the Hub: ids checked up front, failures classified and scrubbed of secrets.
+
+The pieces :class:`~energizer_hf.revisions.hub.HubRevisions` builds on: repository ids and
+branch names validated before any call, a failure classified as worth a retry or not
+(:mod:`energizer_hf.retry` does the waiting), every message cleaned of tokens, and a round
+loaded back from a Hub dataset repository with its metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from energizer_hf.revisions.base import HubSyncError, InvalidRepoIdError, RoundNotFoundError
+from energizer_hf.revisions.rounds import set_dataset_meta
+from energizer_hf.run import CARD_FILE, META_KEY, front_matter, parse_round_tag
+
+__all__ = [
+    "DATA_FILE",
+    "card_meta",
+    "classify",
+    "http_status",
+    "load_hub_round",
+    "message_run_id",
+    "scrub",
+    "validate_branch",
+    "validate_repo_id",
+]
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data/train-00000-of-00001.parquet"  # the Hub repository's layout
+_HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
+_BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+_TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9_]{6,}")
+
+
+def validate_repo_id(repo_id: str, what: str = "repo_id") -> str:
+    """Check ``repo_id`` up front (``namespace/name``) with a clear error."""
+    from huggingface_hub.utils import HFValidationError
+    from huggingface_hub.utils import validate_repo_id as _validate
+
+    if not isinstance(repo_id, str) or not repo_id:
+        raise InvalidRepoIdError(
+            f"{what} must be a non-empty string like 'user/name', got {repo_id!r}."
+        )
+    try:
+        _validate(repo_id)
+    except HFValidationError as err:
+        raise InvalidRepoIdError(
+            f"{what} {repo_id!r} is not a valid Hub repository id: {err} Use 'namespace/name' "
+            "with letters, digits, '-', '_' and '.' only."
+        ) from None
+    if repo_id.count("/") != 1:
+        raise InvalidRepoIdError(
+            f"{what} {repo_id!r} needs a namespace: use 'user/name' or 'organization/name'."
+        )
+    return repo_id
+
+
+def validate_branch(branch: str) -> str:
+    if (
+        not isinstance(branch, str)
+        or not _BRANCH_RE.match(branch)
+        or ".." in branch
+        or branch.endswith((".lock", "/", "."))
+        or parse_round_tag(branch) is not None
+    ):
+        raise InvalidRepoIdError(
+            f"run_branch {branch!r} is not a usable branch name: use letters, digits, '-', '_', "
+            "'.', '/' (and not the name of a round tag)."
+        )
+    return branch
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret (and anything shaped like a Hub token) masked.
+
+    >>> scrub("Bearer hf_abcdefghij failed", [])
+    'Bearer hf_*** failed'
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _TOKEN_LIKE.sub("hf_***", text)
+
+
+def http_status(err: BaseException) -> int | None:
+    """The HTTP status of a failed call, when it had a response."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def classify(err: BaseException) -> str:
+    """``"retry"`` for server errors and dropped connections, ``"auth"``, or ``"fatal"``."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    status = http_status(err)
+    if isinstance(err, HfHubHTTPError):
+        if status in (401, 403):
+            return "auth"
+        if status is None or status >= 500 or status in (408, 429):
+            return "retry"
+        return "fatal"
+    if status in (401, 403):
+        return "auth"
+    if status is not None and (status >= 500 or status in (408, 429)):
+        return "retry"
+    if isinstance(err, (ConnectionError, TimeoutError)):
+        return "retry"
+    root = type(err).__module__.split(".")[0]
+    if root in ("httpx", "httpx2", "httpcore", "requests", "urllib3"):
+        return "retry"
+    if isinstance(err, OSError) and status is None:
+        return "retry"
+    return "fatal"
+
+
+def message_run_id(message: str | None) -> str | None:
+    """The run id a commit description of this package carries (``None`` otherwise)."""
+    m = re.search(r'"run_id": "([0-9a-f]+)"', message or "")
+    return m.group(1) if m else None
+
+
+def card_meta(card: Path) -> dict[str, Any]:
+    """The ``energizer_hf`` metadata of a card file (``{}`` when it has none)."""
+    meta = front_matter(card.read_text(encoding="utf-8")).get(META_KEY)
+    return meta if isinstance(meta, dict) else {}
+
+
+def load_hub_round(repo_id: str, revision: str, token: str | None = None) -> Any:
+    """A round from a Hub dataset repository (``revision``: a tag, branch or commit).
+
+    Raises:
+        RoundNotFoundError: no such repository or revision; the message lists the
+            ``round-*`` refs.
+        HubSyncError: the Hub answered with an error.
+    """
+    import datasets
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    api = HfApi(token=token)
+    secrets = [token, os.environ.get("HF_TOKEN")]
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        raise RoundNotFoundError(
+            f"The dataset repository '{repo_id}' does not exist (or the token cannot see it)."
+        ) from None
+    except HfHubHTTPError as err:
+        raise HubSyncError(
+            f"Could not list the refs of '{repo_id}': {scrub(str(err), secrets)}",
+            status_code=http_status(err),
+        ) from None
+    names = {r.name for r in (*refs.tags, *refs.branches)}
+    rounds = sorted(n for n in names if parse_round_tag(n) is not None)
+    known = revision in names
+    if not known and _HEX_RE.match(revision):
+        known = api.revision_exists(repo_id, revision, repo_type="dataset")
+    if not known:
+        branches = sorted(b.name for b in refs.branches)
+        raise RoundNotFoundError(
+            f"No revision {revision!r} in the dataset repository '{repo_id}'. Existing round-* "
+            f"refs: {', '.join(rounds) or 'none'} (branches: {', '.join(branches)})."
+        )
+    ds = datasets.load_dataset(repo_id, revision=revision, split="train", token=token)
+    try:
+        card = Path(hf_hub_download(repo_id, CARD_FILE, repo_type="dataset", revision=revision, token=token))
+        meta = card_meta(card)
+    except Exception as err:  # noqa: BLE001 - the data loaded; metadata is optional
+        log.warning("No card metadata for %s@%s: %s", repo_id, revision, type(err).__name__)
+        meta = {}
+    if meta:
+        set_dataset_meta(ds, meta)
+    return ds
