@@ -14,7 +14,9 @@ __all__ = [
     "InvalidIdsError",
     "InvalidScoresError",
     "LabelMismatchError",
+    "PeftConfigError",
     "PoolExhaustedWarning",
+    "TrainerArgumentError",
     "UnknownStrategyError",
 ]
 
@@ -75,3 +77,11 @@ class IndexMismatchError(EnergizerError):
 
 class CorruptIndexError(EnergizerError):
     """A stored embedding matrix or ANN index file is truncated or damaged."""
+
+
+class TrainerArgumentError(EnergizerError):
+    """A ``pl.Trainer`` argument that does not exist, or that conflicts with the loop."""
+
+
+class PeftConfigError(EnergizerError):
+    """A PEFT model or config that cannot be fine-tuned as a sequence classifier."""

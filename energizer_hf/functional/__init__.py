@@ -14,6 +14,7 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+- :mod:`~energizer_hf.functional.training`: class weights of the loss.
 """
 
 from ._validation import (
@@ -52,6 +53,7 @@ from .hybrid import (
     iter_badge_gradient_embeddings,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .training import balanced_class_weights
 
 __all__ = [
     "FunctionalInputError",
@@ -61,6 +63,7 @@ __all__ = [
     "ShapeError",
     "TooManyClustersError",
     "badge_gradient_embeddings",
+    "balanced_class_weights",
     "badge_select",
     "bald",
     "batchbald_greedy",
