@@ -196,7 +196,10 @@ class HFSequenceClassifier(pl.LightningModule):
                 raise PeftConfigError("The model is a PeftModel already: do not give a peft config too.")
             self.model = apply_peft(self.model, peft)
         if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.model, "activation_checkpointing_enable"):  # transformers >= 5.x
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         # class weights of the loss (None: unweighted); set per fit by the backend
         self.class_weights: Tensor | None = None
         self.num_labels = num_labels

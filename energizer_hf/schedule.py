@@ -137,7 +137,7 @@ class FitSchedule:
             epochs = max(epochs, math.ceil(self.min_steps / steps_per_epoch))
         every = 1
         if select:
-            every = max(1, epochs // self.evals_per_fit)
+            every = max(1, round(epochs / self.evals_per_fit))
             epochs = math.ceil(epochs / every) * every  # the last epoch is validated
         return FitPlan(
             num_train=n,

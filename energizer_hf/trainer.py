@@ -110,7 +110,9 @@ class Trainer(pl.Trainer):
             ``test/f1_class_<id>``) and selected share are recorded; default: the rarest
             class of the datamodule's true labels.
         **kwargs: any ``pytorch_lightning.Trainer`` argument, used for every round's fit.
-            Checkpointing and the logger are off unless you pass them.
+            Checkpointing and the logger are off unless you pass them. A logger gets each
+            round's fit curves under ``round_NNN/`` and one point per round under ``al/``
+            (step: the labelled count); your module trains exactly as written.
     """
 
     def __init__(
@@ -194,8 +196,9 @@ class Trainer(pl.Trainer):
             datamodule: an :class:`ActiveDataModule`, e.g. with an initial labelled set.
             oracle: who labels; by default the dataset's own labels are used.
             run_dir: overrides the Trainer's ``run_dir``.
-            callbacks: objects with ``on_round_start(loop, round)`` /
-                ``on_round_end(loop, record)``.
+            callbacks: loop callbacks (objects with ``on_round_start(loop, round)`` /
+                ``on_round_end(loop, record)``) and Lightning callbacks (given to every
+                round's fit, after the Trainer's own).
 
         Returns:
             :class:`~energizer_hf.results.RoundResults`, one row per round.
@@ -217,14 +220,24 @@ class Trainer(pl.Trainer):
             )
         if model.model is None:
             raise EnergizerError(f"{type(model).__name__} wraps no model to train.")
+        from energizer_hf.controls import RoundSeriesLogger, split_callbacks
+
+        lightning_callbacks, loop_callbacks = split_callbacks(callbacks)
+        round_kwargs = dict(self._round_trainer_kwargs)
+        if lightning_callbacks:
+            given = round_kwargs.get("callbacks") or []
+            given = list(given) if isinstance(given, (list, tuple)) else [given]
+            round_kwargs["callbacks"] = given + lightning_callbacks
         backend = LightningBackend(
             model.model,
             datamodule.adapter,
-            self._round_trainer_kwargs,
+            round_kwargs,
             reset_weights=self.settings.reset_weights,
             seed=self.settings.seed,
             quiet=True,
         )
+        if backend.round_loggers:  # one point per round at step = labelled count
+            loop_callbacks.append(RoundSeriesLogger(backend.round_loggers))
         run_dir = Path(run_dir) if run_dir is not None else self.run_dir or self._default_run_dir()
         oracle = oracle or SimulatedOracle(None)
         self.active_loop = ActiveLoop(
@@ -236,7 +249,7 @@ class Trainer(pl.Trainer):
             run_dir,
             config={"api": "seed", "model_class": type(model.model).__qualname__},
             stratify_labels=datamodule.true_labels,
-            callbacks=callbacks or (),
+            callbacks=loop_callbacks,
             progress=self.progress,
         )
         if datamodule.true_labels is not None and isinstance(oracle, SimulatedOracle) and oracle._labels is None:
