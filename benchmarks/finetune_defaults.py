@@ -49,6 +49,9 @@ CONFIGS: dict[str, dict] = {
     "old_default": OLD,
     "ref_10ep_lr1e-4": {**OLD, "max_epochs": 10, "learning_rate": 1e-4},
     "s100_lr1e-4": {"min_steps": 100, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16, "warmup_ratio": 0.1},
+    "s100_lr2e-4": {"min_steps": 100, "max_epochs": 10, "learning_rate": 2e-4, "batch_size": 16, "warmup_ratio": 0.1},
+    "s100_lr1e-4_freezeemb": {"min_steps": 100, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16,
+                              "warmup_ratio": 0.1, "freeze_embeddings": True},
     "s200_lr1e-4": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16, "warmup_ratio": 0.1},
     "s200_lr5e-5": {"min_steps": 200, "max_epochs": 10, "learning_rate": 5e-5, "batch_size": 16, "warmup_ratio": 0.1},
     "s200_lr2e-4": {"min_steps": 200, "max_epochs": 10, "learning_rate": 2e-4, "batch_size": 16, "warmup_ratio": 0.1},
@@ -63,8 +66,7 @@ CONFIGS: dict[str, dict] = {
     "s200_lr1e-4_val20": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16,
                           "warmup_ratio": 0.1, "validation_perc": 0.2},
 }
-STAGE1 = ["old_default", "ref_10ep_lr1e-4", "s100_lr1e-4", "s200_lr1e-4", "s200_lr5e-5", "s200_lr2e-4",
-          "s200_bs8_lr1e-4", "s200_lr1e-4_wu0"]
+STAGE1 = ["old_default", "ref_10ep_lr1e-4", "s100_lr1e-4", "s100_lr2e-4", "s200_lr1e-4", "s100_lr1e-4_freezeemb"]
 
 
 def stratified_rows(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

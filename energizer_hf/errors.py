@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetError",
     "ColumnNotFoundError",
+    "CompareError",
     "ConfigMismatchError",
     "CorruptIndexError",
     "DatasetMismatchError",
@@ -85,3 +86,7 @@ class TrainerArgumentError(EnergizerError):
 
 class PeftConfigError(EnergizerError):
     """A PEFT model or config that cannot be fine-tuned as a sequence classifier."""
+
+
+class CompareError(EnergizerError):
+    """Run directories that cannot be compared (no rounds, no such metric or key)."""
