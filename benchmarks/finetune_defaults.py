@@ -119,6 +119,27 @@ def fit_once(data, name: str, size: int, seed: int, config: str, out: Path) -> d
     }
 
 
+def claim(out: Path, name: str, size: int, seed: int, config: str) -> bool:
+    """Claim a fit for this process (two processes may share ``out``); a claim of a process
+    that is gone is taken over."""
+    claims = out / "claims"
+    claims.mkdir(exist_ok=True)
+    path = claims / f"{name}-{size}-{seed}-{config}"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(path.read_text() or 0)
+            os.kill(pid, 0)
+            return pid == os.getpid()
+        except (ValueError, ProcessLookupError):
+            path.write_text(str(os.getpid()))
+            return True
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def read(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -192,7 +213,7 @@ def main() -> None:
                 size = sizes[name][i]
                 for config in configs:
                     done = {(r["dataset"], r["size"], r["seed"], r["config"]) for r in read(results)}
-                    if (name, size, seed, config) in done:
+                    if (name, size, seed, config) in done or not claim(out, name, size, seed, config):
                         continue
                     row = fit_once(cache[name], name, size, seed, config, out)
                     with results.open("a") as f:
