@@ -16,6 +16,10 @@ For each dataset (a 2,000-row pool of ../shared/data/<dataset>) and labelled-set
   ``for batch in loader: loss.backward(); opt.step()`` loop;
 * **energizer_hf, random batches** (``group_by_length=False``): what length grouping buys.
 
+It also counts, without timing anything, the padded tokens one epoch of each fit
+processes (rows x the longest row of each batch): a machine-independent measure of what
+length grouping saves, valid on a loaded machine.
+
 Contenders run interleaved ``--repeats`` times; the best time of each is kept, in CPU
 seconds of this single-threaded process (``--clock wall`` for wall seconds: use it on a
 GPU or a quiet machine). The ratio energizer_hf / bare loop is printed side by side (target
@@ -57,6 +61,23 @@ def build(name: str, size: int, out: Path, device: str = "cpu", precision: str =
         ids = loop.pool.sample_initial(size, seed=round_seed(0, -1), labels=labels)
         loop.pool.label(ids, labels[ids], round=0)
     return loop
+
+
+def padded_tokens(loop, epochs: int = 5) -> float:
+    """Mean padded tokens per epoch of the fit's training batches (rows x longest row)."""
+    from energizer_hf.loop import round_seed
+
+    data = loop.backend.data
+    loader = data.train_loader(loop.pool, seed=round_seed(loop.settings.seed, 0))
+    lengths = data.lengths
+    ids = loop.pool.train_ids
+    total = 0
+    sampler = loader.batch_sampler
+    for _ in range(epochs):
+        for batch in sampler:
+            rows = ids[np.asarray(list(batch))]
+            total += rows.size * int(lengths[rows].max())
+    return total / epochs
 
 
 def time_package(loop, clock) -> tuple[float, int]:
@@ -136,6 +157,8 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=None, help="override the package's min_steps")
     parser.add_argument("--out", default="runs/fit_speed")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (checks that the script works)")
+    parser.add_argument("--tokens-only", action="store_true",
+                        help="only count padded tokens per epoch (grouped vs random batches); nothing is timed")
     args = parser.parse_args()
     if args.smoke:
         args.datasets, args.sizes, args.repeats, args.min_steps = "trec6", "12", 1, 4
@@ -153,6 +176,11 @@ def main() -> None:
         for size in [int(s) for s in args.sizes.split(",")]:
             grouped = build(name, size, out, **extra)
             plain = build(name, size, out, group_by_length=False, **extra)
+            if args.tokens_only:
+                g, r = padded_tokens(grouped), padded_tokens(plain)
+                rows.append({"dataset": name, "size": size, "grouped": g, "random": r})
+                print(f"| {name} | {size} | {g:.0f} | {r:.0f} | {g / r:.2f} |", flush=True)
+                continue
             best = {"energizer_hf": np.inf, "bare loop": np.inf, "energizer_hf, random batches": np.inf}
             steps = {}
             for _ in range(args.repeats):
@@ -162,20 +190,24 @@ def main() -> None:
                     best[label] = min(best[label], seconds)
                     steps[label] = n
             row = {"dataset": name, "size": size, "steps": steps, "seconds": best,
+                   "padded_tokens_per_epoch": {"grouped": padded_tokens(grouped), "random": padded_tokens(plain)},
                    "ratio": best["energizer_hf"] / best["bare loop"],
                    "grouping_gain": best["energizer_hf, random batches"] / best["energizer_hf"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
     (out / "fit_speed.json").write_text(json.dumps(rows, indent=2))
+    if args.tokens_only:
+        print("(columns: dataset | labels | padded tokens per epoch, grouped | random | grouped / random)")
+        return
     print(f"\n{args.clock.upper()} seconds per fit, best of {args.repeats}:")
     print("| dataset | labels | steps | energizer_hf | bare loop | **energizer_hf / bare** | random batches "
-          "| random / grouped |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| random / grouped | padded tokens per epoch, grouped / random |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        s = r["seconds"]
+        s, p = r["seconds"], r["padded_tokens_per_epoch"]
         print(f"| {r['dataset']} | {r['size']} | {r['steps']['energizer_hf']} | {s['energizer_hf']:.2f} | "
               f"{s['bare loop']:.2f} | **{r['ratio']:.3f}** | {s['energizer_hf, random batches']:.2f} | "
-              f"{r['grouping_gain']:.2f}x |")
+              f"{r['grouping_gain']:.2f}x | {p['grouped']:.0f} / {p['random']:.0f} ({p['grouped'] / p['random']:.2f}) |")
     print("\nTarget: energizer_hf / bare loop <= 1.1.")
 
 

@@ -26,7 +26,7 @@ __all__ = ["main"]
 def _field_parser(field: dataclasses.Field) -> Any:
     """An argparse ``type`` for a RunConfig field, from its annotation."""
     ann = str(field.type)
-    if ann.startswith("dict") or ann.startswith("list"):
+    if ann.startswith("dict") or ann.startswith("list") or ann == "Any":
         import yaml
 
         return yaml.safe_load
