@@ -175,26 +175,16 @@ def _import(path: str) -> Any:
 
 def split_callbacks(callbacks: Sequence[Any] | None) -> tuple[list[pl.Callback], list[Any]]:
     """Split ``callbacks`` into Lightning callbacks (given to every fit's Trainer) and loop
-    callbacks (objects with ``on_round_start``/``on_round_end``); a Lightning callback with
-    loop hooks is both.
-
-    Raises:
-        TrainerArgumentError: an object that is neither.
-    """
+    callbacks (every other object: the loop calls its ``on_round_start`` /
+    ``on_round_end`` when it has them); a Lightning callback with a loop hook is both."""
     lightning, loop = [], []
     for cb in callbacks or ():
-        is_loop = callable(getattr(cb, "on_round_end", None)) or callable(getattr(cb, "on_round_start", None))
         if isinstance(cb, pl.Callback):
             lightning.append(cb)
-            if is_loop:
+            if callable(getattr(cb, "on_round_end", None)) or callable(getattr(cb, "on_round_start", None)):
                 loop.append(cb)
-        elif is_loop:
-            loop.append(cb)
         else:
-            raise TrainerArgumentError(
-                f"callbacks takes pytorch_lightning.Callback objects (given to every fit) and "
-                f"loop callbacks (with on_round_start / on_round_end); got {type(cb).__name__}."
-            )
+            loop.append(cb)
     return lightning, loop
 
 
