@@ -57,6 +57,8 @@ CONFIGS: dict[str, dict] = {
     "s200_lr2e-4": {"min_steps": 200, "max_epochs": 10, "learning_rate": 2e-4, "batch_size": 16, "warmup_ratio": 0.1},
     "s200_bs8_lr1e-4": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 8, "warmup_ratio": 0.1},
     "s200_lr1e-4_wu0": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16, "warmup_ratio": 0.0},
+    "s200_lr1e-4_head1e-3": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16,
+                             "warmup_ratio": 0.1, "head_learning_rate": 1e-3},
     # second stage: variations of the chosen schedule
     "s200_lr1e-4_nogroup": {"min_steps": 200, "max_epochs": 10, "learning_rate": 1e-4, "batch_size": 16,
                             "warmup_ratio": 0.1, "group_by_length": False},

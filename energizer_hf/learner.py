@@ -106,6 +106,9 @@ class RunConfig:
     batch_size: int = field(default=16, metadata={"help": "Training batch size."})
     eval_batch_size: int = field(default=64, metadata={"help": "Batch size for test and pool scoring."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate of the classification head (default: learning_rate)."}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps of linear warm-up."})
     group_by_length: bool = field(
@@ -584,6 +587,7 @@ class ActiveLearner:
             num_labels=len(names),
             id2label=id2label,
             learning_rate=cfg.learning_rate,
+            head_learning_rate=cfg.head_learning_rate,
             weight_decay=cfg.weight_decay,
             warmup_ratio=cfg.warmup_ratio,
             metrics=self.metrics,

@@ -153,6 +153,8 @@ class HFSequenceClassifier(pl.LightningModule):
         num_labels: number of classes.
         id2label: label names (set on the model's config).
         learning_rate: peak learning rate of AdamW.
+        head_learning_rate: peak learning rate of the classification head (the parameters
+            outside the model's ``base_model``); ``None``: ``learning_rate``.
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
         warmup_ratio: fraction of the training steps spent warming up linearly.
         metrics: ``evaluate`` modules computed on the test set.
@@ -179,6 +181,7 @@ class HFSequenceClassifier(pl.LightningModule):
         warmup_ratio: float = 0.1,
         metrics: Sequence[Any] | None = None,
         *,
+        head_learning_rate: float | None = None,
         peft: Any = None,
         gradient_checkpointing: bool = False,
         freeze_embeddings: bool = False,
@@ -204,6 +207,7 @@ class HFSequenceClassifier(pl.LightningModule):
         self.class_weights: Tensor | None = None
         self.num_labels = num_labels
         self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.evaluate_modules = list(metrics or [])
@@ -302,17 +306,17 @@ class HFSequenceClassifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        params = [
-            {
-                "params": [p for n, p in trainable if not any(nd in n for nd in no_decay)],
-                "weight_decay": self.weight_decay,
-            },
-            {
-                "params": [p for n, p in trainable if any(nd in n for nd in no_decay)],
-                "weight_decay": 0.0,
-            },
-        ]
-        params = [g for g in params if g["params"]]
+        head = _head_parameter_ids(self.model) if self.head_learning_rate is not None else set()
+        params = []
+        for is_head in (False, True):
+            lr = self.head_learning_rate if is_head else self.learning_rate
+            for decay in (True, False):
+                group = [
+                    p for n, p in trainable
+                    if (id(p) in head) == is_head and (not any(nd in n for nd in no_decay)) == decay
+                ]
+                if group:
+                    params.append({"params": group, "weight_decay": self.weight_decay if decay else 0.0, "lr": lr})
         optimizer = _adamw(params, self.learning_rate)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(self.warmup_ratio * total)
@@ -334,6 +338,16 @@ def _forward_args(model: Any) -> set[str]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) and _is_peft_model(model):
         names |= set(inspect.signature(model.get_base_model().forward).parameters)
     return names
+
+
+def _head_parameter_ids(model: Any) -> set[int]:
+    """Ids of the parameters of a ``transformers`` model outside its ``base_model`` (the
+    task head); empty when the model has no separate base model (e.g. PEFT wrappers)."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model or _is_peft_model(model):
+        return set()
+    body = {id(p) for p in base.parameters()}
+    return {id(p) for p in model.parameters() if id(p) not in body}
 
 
 def _adamw(params: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
