@@ -307,3 +307,20 @@ def test_seed_face_logger_gets_a_monotone_round_series(tmp_path):
     assert [int(r["step"]) for r in series] == [r["num_labelled"] for r in res] == [10, 20, 30]
     assert any(r.get("round_002/train_loss") for r in rows)
     assert not math.isnan(float(series[-1]["al/test/accuracy"]))
+
+
+def test_head_learning_rate(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    class Grab(pl.Callback):
+        def on_train_end(self, trainer, pl_module):
+            self.groups = trainer.optimizers[0].param_groups
+
+    grab = Grab()
+    learner = _learner(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=0, learning_rate=1e-4,
+                       head_learning_rate=1e-2, callbacks=[grab])
+    learner.run()
+    groups = grab.groups
+    names = {id(p): n for n, p in learner.module.model.named_parameters()}
+    head = [g for g in groups if g["initial_lr"] == 1e-2]
+    assert head and all(names[id(p)].startswith("classifier.") for g in head for p in g["params"])
+    body = [p for g in groups if g["initial_lr"] == 1e-4 for p in g["params"]]
+    assert len(body) + sum(len(g["params"]) for g in head) == len(names)
