@@ -410,8 +410,8 @@ def main() -> None:
         initial = args.banking_initial if name == "banking77" else args.initial
         runs: dict[str, list[dict]] = {}
         run_dirs = []
-        for strategy in strategies:
-            for seed in seeds:
+        for seed in seeds:  # seed-major: a partial run has every strategy's first seeds
+            for strategy in strategies:
                 t = time.perf_counter()
                 if feats is not None:
                     res = run_one_frozen(feats, name, strategy, seed, args, out)
@@ -425,6 +425,7 @@ def main() -> None:
                       f"{summary['curve_mean']:.4f}, final acc {summary['final']:.4f} ({summary['wall_s']:.0f} s; "
                       f"median fit {summary['median_fit_s']:.1f} s, score {summary['median_score_s']:.1f} s, "
                       f"query {summary['median_query_s']:.1f} s, test {summary['median_test_s']:.1f} s)", flush=True)
+        runs = {k: runs[k] for k in strategies if k in runs}
         summary = summarise(runs)
         compare_plot(name, run_dirs, out)
         (out / f"{name}.json").write_text(json.dumps(summary, indent=2))
