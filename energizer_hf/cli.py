@@ -6,6 +6,7 @@ Commands:
     push        push a run's round revisions, labelled set and final model to the Hub
     strategies  list the registered strategy names
     annotate    collect Label Studio annotations of a run and continue it
+    compare     learning curves, AUC, final metric and label savings of runs
 
 The Hub token comes from ``HF_TOKEN`` or ``hf auth login``; it is never a flag. Label
 Studio's URL and token come from ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY``.
@@ -25,7 +26,7 @@ __all__ = ["main"]
 def _field_parser(field: dataclasses.Field) -> Any:
     """An argparse ``type`` for a RunConfig field, from its annotation."""
     ann = str(field.type)
-    if ann.startswith("dict") or ann.startswith("list"):
+    if ann.startswith("dict") or ann.startswith("list") or ann == "Any":
         import yaml
 
         return yaml.safe_load
@@ -103,6 +104,27 @@ def _build_parser() -> argparse.ArgumentParser:
     push.add_argument("--branch", default="energizer-run", help="branch of the round commits")
 
     sub.add_parser("strategies", help="list the registered strategy names")
+
+    compare = sub.add_parser(
+        "compare",
+        help="learning curves, AUC, final metric and label savings of runs",
+        description=(
+            "Group run directories (by strategy by default; each run of a group is one seed) and "
+            "print per group the AUC and final metric (mean ± std), and the labels each group "
+            "needed to reach fractions of the reference group's final metric (label savings). "
+            "Writes comparison.png / .md / .json into --out."
+        ),
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                         help="run directories, or directories holding run directories")
+    compare.add_argument("--by", default="strategy",
+                         help="group by this record field or run.json config key (default: strategy)")
+    compare.add_argument("--metric", default="test/accuracy", help="record field to compare")
+    compare.add_argument("--reference", default="random", help="group whose final metric sets the targets")
+    compare.add_argument("--fractions", default="0.95,0.98",
+                         help="comma-separated fractions of the reference's final metric")
+    compare.add_argument("--out", default=None,
+                         help="directory (or .png path) for the plot and tables (default: print only)")
 
     annotate = sub.add_parser(
         "annotate",
@@ -206,6 +228,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "annotate":
             return _annotate(args)
+        if args.command == "compare":
+            from energizer_hf.compare import compare_runs, write_comparison
+
+            try:
+                fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+            except ValueError:
+                raise EnergizerError(f"--fractions must be numbers separated by commas, got {args.fractions!r}.") from None
+            comparison = compare_runs(
+                args.run_dirs, by=args.by, metric=args.metric, reference=args.reference or None, fractions=fractions
+            )
+            print(comparison.to_markdown())
+            if comparison.reference is None and args.reference:
+                print(f"\n(no group named {args.reference!r}: no label savings)")
+            if args.out:
+                files = write_comparison(comparison, args.out)
+                print(f"\nWrote {files['png']}, {files['markdown']} and {files['json']}")
+            return 0
         if args.command == "push":
             from energizer_hf.revisions import push_run
 

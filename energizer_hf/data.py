@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from energizer_hf.pool import ActivePool
 from energizer_hf.scoring import plan_by_length
 
-__all__ = ["HFDataAdapter", "LabelledRows", "TorchDataAdapter"]
+__all__ = ["HFDataAdapter", "LabelledRows", "LengthGroupedBatches", "TorchDataAdapter"]
 
 
 def _loader_settings(dl: DataLoader) -> dict[str, Any]:
@@ -57,10 +57,11 @@ class TorchDataAdapter:
     def dataset(self) -> Any:
         return self.train_dataloader.dataset
 
-    def train_loader(self, pool: ActivePool, seed: int) -> DataLoader:
+    def train_loader(self, pool: ActivePool, seed: int, ids: np.ndarray | None = None) -> DataLoader:
         generator = torch.Generator().manual_seed(seed)
+        ids = pool.train_ids if ids is None else ids
         return DataLoader(
-            Subset(self.dataset, pool.train_ids.tolist()),
+            Subset(self.dataset, ids.tolist()),
             shuffle=True,
             generator=generator,
             **self.settings,
@@ -126,6 +127,45 @@ class LabelledRows(Dataset):
         return self.__getitems__([position])[0]
 
 
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Training batches of similar lengths, in a random order (like HF ``group_by_length``).
+
+    Each epoch shuffles the rows, cuts them into mega-batches of ``mega * batch_size`` rows
+    (``mega = clamp(n // (4 * batch_size), 1, 50)``), sorts each mega-batch by length, cuts
+    it into batches and shuffles the order of all batches: batches need little padding,
+    and which rows share a batch still changes every epoch.
+
+    Args:
+        lengths: token count of each row (positions ``0..n-1`` of the dataset).
+        batch_size: rows per batch.
+        seed: seeds the first epoch; later epochs continue the same generator.
+
+    >>> batches = list(LengthGroupedBatches(np.array([5, 1, 9, 2, 8, 3]), 2, seed=0))
+    >>> sorted(len(b) for b in batches), sorted(i for b in batches for i in b)
+    ([2, 2, 2], [0, 1, 2, 3, 4, 5])
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-self.lengths.size // self.batch_size)
+
+    def __iter__(self):
+        n, bs = self.lengths.size, self.batch_size
+        order = self.rng.permutation(n)
+        mega = bs * min(max(n // (4 * bs), 1), 50)
+        batches = []
+        for start in range(0, n, mega):
+            chunk = order[start : start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + bs].tolist() for i in range(0, chunk.size, bs)]
+        for j in self.rng.permutation(len(batches)):
+            yield batches[j]
+
+
 class HFDataAdapter:
     """Loaders over a tokenized ``datasets.Dataset`` with dynamic padding.
 
@@ -138,6 +178,10 @@ class HFDataAdapter:
         test: the tokenized test split and its label ids, or ``None``.
         lengths: token count of each pool row, for length-sorted pool batches.
         model_columns: the columns the model takes (e.g. input_ids, attention_mask).
+        group_by_length: training batches of similar lengths (:class:`LengthGroupedBatches`);
+            needs ``lengths``.
+        test_lengths: token count of each test row: the test pass runs in length-sorted
+            batches (any order otherwise gives the same metrics, with more padding).
     """
 
     def __init__(
@@ -151,6 +195,8 @@ class HFDataAdapter:
         lengths: np.ndarray | None = None,
         model_columns: list[str] | None = None,
         num_workers: int = 0,
+        group_by_length: bool = False,
+        test_lengths: np.ndarray | None = None,
     ) -> None:
         self.tokenized = tokenized
         self.collator = collator
@@ -160,6 +206,17 @@ class HFDataAdapter:
         self.lengths = lengths
         self.model_columns = model_columns
         self.num_workers = num_workers
+        self.group_by_length = group_by_length and lengths is not None
+        self.test_lengths = test_lengths
+
+    def _sorted_loader(self, rows: LabelledRows, lengths: np.ndarray | None, batch_size: int) -> DataLoader:
+        """An evaluation loader in length-sorted batches (dynamic padding)."""
+        from energizer_hf.scoring import plan_by_length
+
+        if lengths is None:
+            return self._loader(rows, batch_size, shuffle=False)
+        batches = [b.tolist() for b in plan_by_length(np.arange(len(rows)), lengths, batch_size)]
+        return DataLoader(rows, batch_sampler=batches, collate_fn=self.collator, num_workers=self.num_workers)
 
     def _loader(self, rows: LabelledRows, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(seed) if shuffle else None
@@ -172,28 +229,29 @@ class HFDataAdapter:
             num_workers=self.num_workers,
         )
 
-    def train_loader(self, pool: ActivePool, seed: int) -> DataLoader:
-        ids = pool.train_ids
-        return self._loader(
-            LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns),
-            self.batch_size,
-            shuffle=True,
-            seed=seed,
-        )
+    def train_loader(self, pool: ActivePool, seed: int, ids: np.ndarray | None = None) -> DataLoader:
+        """Shuffled training batches of ``ids`` (default: the pool's training rows)."""
+        ids = pool.train_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        rows = LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns)
+        if self.group_by_length:
+            sampler = LengthGroupedBatches(self.lengths[ids], self.batch_size, seed=seed)
+            return DataLoader(rows, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.num_workers)
+        return self._loader(rows, self.batch_size, shuffle=True, seed=seed)
 
     def val_loader(self, pool: ActivePool) -> DataLoader | None:
         ids = pool.validation_ids
         if ids.size == 0:
             return None
         rows = LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns)
-        return self._loader(rows, self.eval_batch_size, shuffle=False)
+        lengths = None if self.lengths is None else self.lengths[ids]
+        return self._sorted_loader(rows, lengths, self.eval_batch_size)
 
     def test_loader(self) -> DataLoader | None:
         if self.test is None:
             return None
         data, labels = self.test
         rows = LabelledRows(data, np.arange(len(data)), labels, self.model_columns)
-        return self._loader(rows, self.eval_batch_size, shuffle=False)
+        return self._sorted_loader(rows, self.test_lengths, self.eval_batch_size)
 
     # BatchSource: length-sorted batches, dynamic padding, inputs only
     def plan(self, ids: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[np.ndarray]:

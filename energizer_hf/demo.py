@@ -168,6 +168,7 @@ def run_demo(
             initial_size=initial_size,
             rounds=rounds,
             max_epochs=20,
+            min_steps=0,
             batch_size=16,
             eval_batch_size=256,
             learning_rate=1e-3,

@@ -8,6 +8,7 @@ __all__ = [
     "BudgetRateError",
     "ClassNotInPoolError",
     "ColumnNotFoundError",
+    "CompareError",
     "ConfigError",
     "ConfigFileError",
     "ConfigMismatchError",
@@ -30,6 +31,7 @@ __all__ = [
     "MissingValuesError",
     "NotResumableError",
     "PathNotFoundError",
+    "PeftConfigError",
     "PoolExhaustedWarning",
     "RunDirError",
     "RunIntegrityError",
@@ -38,6 +40,7 @@ __all__ = [
     "StreamInputError",
     "StreamStateError",
     "TagLengthMismatchError",
+    "TrainerArgumentError",
     "UnknownLabelError",
     "UnknownStrategyError",
     "UnsentItemError",
@@ -241,3 +244,13 @@ class CorruptLabelStateError(RunIntegrityError):
 
 class RunStateMismatchError(RunIntegrityError):
     """Records, label state, revisions or final model of a run disagree."""
+class TrainerArgumentError(EnergizerError):
+    """A ``pl.Trainer`` argument that does not exist, or that conflicts with the loop."""
+
+
+class PeftConfigError(EnergizerError):
+    """A PEFT model or config that cannot be fine-tuned as a sequence classifier."""
+
+
+class CompareError(EnergizerError):
+    """Run directories that cannot be compared (no rounds, no such metric or key)."""

@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from energizer_hf.errors import EmptyPoolError
+from energizer_hf.errors import EmptyPoolError, EnergizerError
 from energizer_hf.pool import ActivePool
+from energizer_hf.schedule import FitPlan, FitSchedule
 from energizer_hf.utils import round_seed
 
 __all__ = ["KeepBestWeights", "LightningBackend"]
@@ -89,6 +91,12 @@ class LightningBackend:
     A new Trainer per fit restarts epochs and optimisers cleanly; the model object is the
     same throughout, reset to its initial weights before each fit when ``reset_weights``.
 
+    With a ``schedule`` (the HF-native path) each fit is sized from the labelled set
+    (:class:`~energizer_hf.schedule.FitSchedule`: epochs, validation cadence, model
+    selection); without one (the seed API) the Trainer arguments are used as given. User
+    loggers in ``trainer_kwargs`` are wrapped so that each round's fit curves go under
+    ``round_NNN/`` (:class:`~energizer_hf.controls.RoundPrefixLogger`).
+
     Args:
         model: the ``LightningModule`` to train (the strategy's ``model``).
         data: a data adapter (:class:`~energizer_hf.data.TorchDataAdapter` or
@@ -98,6 +106,14 @@ class LightningBackend:
         seed: the run's seed (shuffling of training batches per round).
         callbacks_factory: returns fresh callbacks for each round's Trainer.
         quiet: silence Lightning's per-Trainer info logs.
+        schedule: sizes each fit from the labelled set (``None``: the Trainer arguments).
+        early_stopping_patience: with a schedule that selects on validation data, stop
+            after this many validation passes without gain (0: off).
+        monitor: the validation metric of model selection (maximised).
+        class_weights: ``"balanced"`` (inverse class frequency of each fit's training
+            rows), a list of per-class weights, or ``None``: the loss weights of a module
+            with a ``class_weights`` attribute.
+        fit_progress: show a progress bar per fit.
     """
 
     def __init__(
@@ -115,7 +131,14 @@ class LightningBackend:
         scoring_precision: str = "auto",
         scoring_timeout: float = 600.0,
         num_classes: int | None = None,
+        schedule: FitSchedule | None = None,
+        early_stopping_patience: int = 0,
+        monitor: str = "val/f1_macro",
+        class_weights: str | list[float] | None = None,
+        fit_progress: bool = False,
     ) -> None:
+        from energizer_hf.controls import wrap_loggers
+
         self.model = model
         self.data = data
         self.trainer_kwargs = dict(trainer_kwargs)
@@ -128,21 +151,70 @@ class LightningBackend:
         self.scoring_precision = scoring_precision
         self.scoring_timeout = scoring_timeout
         self.num_classes = num_classes
+        self.schedule = schedule
+        self.early_stopping_patience = early_stopping_patience
+        self.monitor = monitor
+        self.class_weights = class_weights
+        self.fit_progress = fit_progress
+        self.round_loggers = wrap_loggers(self.trainer_kwargs.get("logger"))
+        if self.round_loggers:
+            self.trainer_kwargs["logger"] = list(self.round_loggers)
         self._initial_state = copy.deepcopy(model.state_dict())
         self.last_trainer: pl.Trainer | None = None
+        self.last_plan: FitPlan | None = None
 
-    def _trainer(self) -> pl.Trainer:
+    def _trainer(
+        self, overrides: dict[str, Any] | None = None, extra_callbacks: list[pl.Callback] | None = None
+    ) -> pl.Trainer:
         kwargs = dict(self.trainer_kwargs)
+        kwargs.update(overrides or {})
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if self.callbacks_factory is not None:
             callbacks += self.callbacks_factory()
+        callbacks += list(extra_callbacks or [])
         with _quiet_lightning(self.quiet):
             trainer = pl.Trainer(callbacks=callbacks, **kwargs)
         self.last_trainer = trainer
         return trainer
 
+    def _set_phase(self, round: int, phase: str) -> None:
+        for lg in self.round_loggers:
+            lg.round, lg.phase = round, phase
+
+    def plan(self, pool: ActivePool) -> FitPlan | None:
+        """The schedule's plan for a fit on the pool's labelled rows (``None``: no schedule)."""
+        if self.schedule is None:
+            return None
+        accumulate = self.trainer_kwargs.get("accumulate_grad_batches", 1)
+        return self.schedule.plan(
+            int(pool.train_ids.size),
+            int(getattr(self.data, "batch_size", 1)),
+            num_validation=int(pool.validation_ids.size),
+            num_classes=self.num_classes,
+            accumulate_grad_batches=accumulate if isinstance(accumulate, int) else 1,
+        )
+
+    def _apply_class_weights(self, labels: np.ndarray) -> None:
+        if self.class_weights is None or not hasattr(self.model, "class_weights"):
+            return
+        n = int(self.num_classes or (labels.max() + 1 if labels.size else 0))
+        if isinstance(self.class_weights, str):
+            from energizer_hf.functional import balanced_class_weights
+
+            weights = balanced_class_weights(labels, n)
+        else:
+            weights = torch.as_tensor(self.class_weights, dtype=torch.float32)
+            if weights.numel() != n:
+                raise EnergizerError(
+                    f"class_weights has {weights.numel()} weights but the data has {n} classes."
+                )
+        self.model.class_weights = weights
+
     def fit(self, pool: ActivePool, round: int) -> dict[str, float]:
-        if pool.train_ids.size == 0:
+        plan = self.plan(pool)
+        self.last_plan = plan
+        train_on_val = plan is not None and plan.train_on_validation
+        if pool.train_ids.size == 0 and not train_on_val:
             raise EmptyPoolError(
                 "There are no labelled training rows to fit on (all labelled rows went to "
                 "validation?): lower validation_perc or label more rows."
@@ -152,9 +224,30 @@ class LightningBackend:
         # from_pretrained models and a previous round's scoring leave modules in eval mode;
         # Lightning keeps module modes as they are, so dropout would silently stay off.
         self.model.train()
-        train = self.data.train_loader(pool, seed=round_seed(self.seed, round))
-        val = self.data.val_loader(pool)
-        trainer = self._trainer()
+        seed = round_seed(self.seed, round)
+        overrides: dict[str, Any] = {}
+        extra: list[pl.Callback] = []
+        if train_on_val:  # too few held-out rows to select on: train on them
+            ids = np.concatenate([pool.train_ids, pool.validation_ids])
+            train, val = self.data.train_loader(pool, seed=seed, ids=ids), None
+        else:
+            ids = pool.train_ids
+            train, val = self.data.train_loader(pool, seed=seed), self.data.val_loader(pool)
+        if plan is not None:
+            overrides = {"max_epochs": plan.max_epochs, "check_val_every_n_epoch": plan.check_val_every_n_epoch}
+            if plan.select_best:
+                extra.append(KeepBestWeights(self.monitor, "max"))
+                if self.early_stopping_patience > 0:
+                    from pytorch_lightning.callbacks import EarlyStopping
+
+                    extra.append(EarlyStopping(self.monitor, mode="max", patience=self.early_stopping_patience))
+        if self.fit_progress:
+            from energizer_hf.controls import FitProgressBar
+
+            extra.append(FitProgressBar(round))
+        self._apply_class_weights(pool.labels[ids])
+        self._set_phase(round, "fit")
+        trainer = self._trainer(overrides, extra)
         with _quiet_lightning(self.quiet):
             trainer.fit(self.model, train_dataloaders=train, val_dataloaders=val)
         out = {}
@@ -165,6 +258,7 @@ class LightningBackend:
             if isinstance(cb, KeepBestWeights) and cb.best is not None:
                 out[f"best_{cb.monitor}"] = cb.best
         out["epochs"] = int(trainer.current_epoch)
+        out["steps"] = int(trainer.global_step)
         return out
 
     def has_test_data(self) -> bool:
@@ -172,6 +266,7 @@ class LightningBackend:
 
     def test(self, round: int) -> dict[str, float]:
         loader = self.data.test_loader()
+        self._set_phase(round, "test")
         trainer = self._trainer()
         with _quiet_lightning(self.quiet):
             results = trainer.test(self.model, dataloaders=loader, verbose=False)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -58,6 +59,17 @@ _NON_SEMANTIC = {
     "run_dir", "progress", "num_workers", "eval_batch_size", "max_rounds", "total_budget",
     "hub_repo_id", "hub_branch", "hub_private", "pool_max_tokens", "scoring_precision",
 }
+# The fit before the size-dependent schedule (energizer_hf <= 0.1.0): pass these to
+# ActiveLearner / RunConfig to get it back.
+OLD_FIT_DEFAULTS = {
+    "min_steps": 0,
+    "max_epochs": 3,
+    "learning_rate": 5e-5,
+    "batch_size": 16,
+    "warmup_ratio": 0.1,
+    "group_by_length": False,
+    "min_validation_size": 1,
+}
 
 
 @dataclass
@@ -99,13 +111,47 @@ class RunConfig:
     )
     total_budget: int = field(default=-1, metadata={"help": "Stop at this many labels (-1: no budget)."})
     validation_perc: float = field(default=0.0, metadata={"help": "Fraction of new labels held out for validation."})
-    early_stopping_patience: int = field(default=0, metadata={"help": "Epochs without validation gain before stopping (0: off)."})
-    max_epochs: int = field(default=3, metadata={"help": "Training epochs per round."})
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "Validation passes without gain before stopping, when selecting on validation (0: off)."}
+    )
+    min_steps: int = field(
+        default=200,
+        metadata={"help": "At least this many optimizer steps per fit: epochs are added while the labelled set "
+                  "is small (0: exactly max_epochs epochs)."},
+    )
+    max_epochs: int = field(default=10, metadata={"help": "Training epochs per round (more while min_steps needs them)."})
+    min_validation_size: int | None = field(
+        default=None,
+        metadata={"help": "Held-out rows needed to select the best checkpoint (default max(20, 2 x classes)); "
+                  "fewer are trained on."},
+    )
     batch_size: int = field(default=16, metadata={"help": "Training batch size."})
     eval_batch_size: int = field(default=64, metadata={"help": "Batch size for test and pool scoring."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate."})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate of the classification head (default: learning_rate)."}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps of linear warm-up."})
+    group_by_length: bool = field(
+        default=True, metadata={"help": "Training batches of similar lengths (less padding), in random order."}
+    )
+    freeze_embeddings: bool = field(default=False, metadata={"help": "Do not train the word-embedding matrix."})
+    class_weights: Any = field(
+        default=None,
+        metadata={"help": "Class-weighted loss: 'balanced' (inverse frequency in each fit's labelled rows) "
+                  "or a list of per-class weights."},
+    )
+    peft: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "A PEFT adapter, e.g. {peft_type: LORA, r: 8, lora_alpha: 16} (task type SEQ_CLS)."},
+    )
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward (less memory)."})
+    trainer_kwargs: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "Any pytorch_lightning.Trainer argument for every fit, e.g. {accumulate_grad_batches: 2, "
+                  "gradient_clip_val: 1.0, logger: csv}."},
+    )
     reset_weights: bool = field(default=True, metadata={"help": "Reset to the initial weights each round."})
     seed: int = field(default=0, metadata={"help": "Seed of everything."})
     accelerator: str = field(default="auto", metadata={"help": "Lightning accelerator (cpu, gpu, auto)."})
@@ -170,9 +216,37 @@ class RunConfig:
             from energizer_hf.errors import BudgetError
 
             raise BudgetError(f"initial_size must be >= 0, got {self.initial_size}.")
+        self.fit_schedule()  # validates min_steps and min_validation_size
+        if self.class_weights is not None and not (
+            self.class_weights == "balanced" or isinstance(self.class_weights, (list, tuple))
+        ):
+            raise EnergizerError(
+                f"class_weights must be 'balanced' or a list of per-class weights, got {self.class_weights!r}."
+            )
+        if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
+            raise EnergizerError(
+                f"trainer_kwargs must be a mapping of pytorch_lightning.Trainer arguments, got "
+                f"{type(self.trainer_kwargs).__name__}."
+            )
+
+    def fit_schedule(self) -> Any:
+        """The :class:`~energizer_hf.schedule.FitSchedule` of these settings."""
+        from energizer_hf.schedule import FitSchedule
+
+        return FitSchedule(
+            min_steps=self.min_steps, max_epochs=self.max_epochs, min_validation_size=self.min_validation_size
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data (YAML/JSON); Lightning objects in ``trainer_kwargs`` (loggers and
+        callbacks given as objects, not as specs) are left out."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "trainer_kwargs" and value is not None:
+                value = {k: v for k, v in value.items() if _is_plain(v)}
+            out[f.name] = copy.deepcopy(value)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -331,7 +405,24 @@ class ActiveLearner:
 
     Everything in :class:`RunConfig` can be given as keyword overrides; objects (a loaded
     dataset, a model instance or config, a tokenizer, an oracle, ``evaluate`` metrics)
-    are passed directly.
+    are passed directly. Any other ``pytorch_lightning.Trainer`` argument is a keyword
+    argument too (``logger=CSVLogger(...)``, ``accumulate_grad_batches=2``,
+    ``gradient_clip_val=1.0``, ``deterministic=True``, ...): it goes to
+    ``trainer_kwargs`` and every round's fit. ``peft`` takes a ``peft`` config object
+    (``LoraConfig(...)``) as well as a mapping; ``model`` takes a ``peft.PeftModel``.
+
+    Args:
+        config: a :class:`RunConfig` (default: all defaults).
+        dataset / model / tokenizer / strategy: objects or names (see :class:`RunConfig`).
+        oracle: who labels (default: the dataset's labels, a simulation).
+        metrics: ``evaluate`` modules computed on the test set.
+        callbacks: Lightning callbacks (given to every fit's Trainer) and loop callbacks
+            (objects with ``on_round_start(loop, round)`` / ``on_round_end(loop, record)``).
+        **overrides: RunConfig fields and ``pl.Trainer`` arguments.
+
+    Raises:
+        TrainerArgumentError: a keyword that is neither (with the closest name), or a
+            Trainer argument the loop sets itself (``max_steps``, ...).
 
     Example:
         >>> learner = ActiveLearner(dataset=my_dataset_dict, model="prajjwal1/bert-tiny",
@@ -353,8 +444,42 @@ class ActiveLearner:
         callbacks: list[Any] | None = None,
         **overrides: Any,
     ) -> None:
+        from energizer_hf.controls import closest, split_callbacks, trainer_argument_names
+
         config = config or RunConfig()
         check_one_name_each(overrides)
+        fields = {f.name for f in dataclasses.fields(RunConfig)} | set(LEGACY_CONFIG_NAMES)
+        trainer_names = set(trainer_argument_names())
+        extra_trainer: dict[str, Any] = {}
+        for key in list(overrides):
+            if key in fields:
+                continue
+            if key in trainer_names:
+                extra_trainer[key] = overrides.pop(key)
+                continue
+            from energizer_hf.errors import TrainerArgumentError
+
+            hint = closest(key, sorted(fields | trainer_names))
+            raise TrainerArgumentError(
+                f"ActiveLearner got an unknown argument {key!r}: it is neither a RunConfig field nor a "
+                "pytorch_lightning.Trainer argument" + (f"; did you mean {hint!r}?" if hint else ".")
+            )
+        self._peft = None
+        peft_value = overrides.get("peft")
+        if peft_value is not None and not isinstance(peft_value, dict):
+            self._peft = overrides.pop("peft")  # a peft.PeftConfig object
+        if extra_trainer:
+            merged = dict(overrides.get("trainer_kwargs") or config.trainer_kwargs or {})
+            twice = sorted(set(merged) & set(extra_trainer))
+            if twice:
+                from energizer_hf.errors import TrainerArgumentError
+
+                raise TrainerArgumentError(
+                    f"{', '.join(twice)} given twice: as keyword argument and in trainer_kwargs. Give it once."
+                )
+            overrides["trainer_kwargs"] = {**merged, **extra_trainer}
+        lightning_callbacks, callbacks = split_callbacks(callbacks)
+        self.lightning_callbacks = lightning_callbacks
         if isinstance(dataset, (str, os.PathLike)):
             overrides["dataset"] = str(dataset)
             dataset = None
@@ -385,7 +510,7 @@ class ActiveLearner:
         self._tokenizer = tokenizer
         self.oracle = oracle
         self.metrics = metrics
-        self.callbacks = callbacks or []
+        self.callbacks = callbacks
         self.loop: ActiveLoop | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -435,11 +560,11 @@ class ActiveLearner:
 
     def setup(self) -> ActiveLoop:
         """Load data, model and tokenizer, tokenize (cached), and build the loop."""
-        import torch
         from transformers import AutoTokenizer, DataCollatorWithPadding
 
+        from energizer_hf.controls import NON_SEMANTIC_TRAINER_KWARGS
         from energizer_hf.data import HFDataAdapter
-        from energizer_hf.fitting import KeepBestWeights, LightningBackend
+        from energizer_hf.fitting import LightningBackend
         from energizer_hf.model import HFSequenceClassifier
         from energizer_hf.stopping import criteria_from_config
         from energizer_hf.utils import seed_everything
@@ -497,10 +622,18 @@ class ActiveLearner:
             num_labels=len(names),
             id2label=id2label,
             learning_rate=cfg.learning_rate,
+            head_learning_rate=cfg.head_learning_rate,
             weight_decay=cfg.weight_decay,
             warmup_ratio=cfg.warmup_ratio,
             metrics=self.metrics,
+            peft=self._peft if self._peft is not None else cfg.peft,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            freeze_embeddings=cfg.freeze_embeddings,
         )
+
+        trainer_kwargs = self._trainer_kwargs(files)
+        devices = trainer_kwargs.get("devices", 1)
+        single_process = devices in (1, "1", [0]) and trainer_kwargs.get("num_nodes", 1) == 1
 
         # tokenization, cached next to the run
         pool = ActivePool(pool_ds)
@@ -511,7 +644,7 @@ class ActiveLearner:
         from energizer_hf.data import column_as_numpy
 
         lengths = column_as_numpy(tokenized, "length").astype(np.int64)
-        test = None
+        test, test_lengths = None, None
         if test_ds is not None:
             from energizer_hf.utils import dataset_fingerprint
 
@@ -519,6 +652,7 @@ class ActiveLearner:
                 test_ds, tokenizer, cache_dir / f"test-v2-{dataset_fingerprint(test_ds)}-{tok_id}-{cfg.max_length}.arrow"
             )
             test = (test_tok, test_labels)
+            test_lengths = column_as_numpy(test_tok, "length").astype(np.int64)
         model_columns = [c for c in tokenized.column_names if c != "length"]
         adapter = HFDataAdapter(
             tokenized,
@@ -529,6 +663,9 @@ class ActiveLearner:
             lengths=lengths,
             model_columns=model_columns,
             num_workers=cfg.num_workers,
+            # custom batch samplers are single-process: Lightning cannot shard them
+            group_by_length=cfg.group_by_length and single_process,
+            test_lengths=test_lengths if single_process else None,
         )
 
         # strategy, oracle, backend, loop
@@ -537,43 +674,20 @@ class ActiveLearner:
         if pool_labels is None and self.oracle is None:
             raise EnergizerError("The pool has no labels to simulate an oracle with: pass oracle=...")
 
-        def callbacks_factory() -> list:
-            cbs: list = []
-            if cfg.validation_perc > 0:
-                cbs.append(KeepBestWeights("val/f1_macro", "max"))
-                if cfg.early_stopping_patience > 0:
-                    from pytorch_lightning.callbacks import EarlyStopping
-
-                    cbs.append(EarlyStopping("val/f1_macro", mode="max", patience=cfg.early_stopping_patience))
-            return cbs
-
-        accelerator = cfg.accelerator
-        if accelerator == "auto" and not torch.cuda.is_available():
-            accelerator = "cpu"
-        trainer_kwargs = {
-            "max_epochs": cfg.max_epochs,
-            "accelerator": accelerator,
-            "devices": cfg.devices,
-            "strategy": cfg.lightning_strategy,
-            "precision": cfg.precision,
-            "enable_checkpointing": False,
-            "logger": False,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-            "log_every_n_steps": 1,
-        }
         backend = LightningBackend(
             strategy.model,
             adapter,
             trainer_kwargs,
             reset_weights=cfg.reset_weights,
             seed=cfg.seed,
-            callbacks_factory=callbacks_factory,
             quiet=True,
             pool_max_tokens=cfg.pool_max_tokens,
             scoring_precision=cfg.scoring_precision,
             num_classes=len(names),
+            schedule=cfg.fit_schedule(),
+            early_stopping_patience=cfg.early_stopping_patience,
+            class_weights=cfg.class_weights,
+            fit_progress=cfg.progress and not trainer_kwargs.get("enable_progress_bar", False),
         )
         settings = LoopSettings(
             query_size=cfg.query_size,
@@ -591,11 +705,21 @@ class ActiveLearner:
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
         semantic["tokenizer"] = tok_id
+        semantic["trainer_kwargs"] = {
+            k: v for k, v in (semantic.get("trainer_kwargs") or {}).items() if k not in NON_SEMANTIC_TRAINER_KWARGS
+        } or None
+        if self._peft is not None:
+            semantic["peft"] = json.loads(json.dumps(self._peft.to_dict(), default=str))
         if cfg.resume_from:  # a no-op once run_dir has records of its own
             restore_from_revision(
                 pool, cfg.resume_from, cfg.resume_revision, run_dir=files.root, run_branch=cfg.hub_branch
             )
-        callbacks, stores = split_stores(self.callbacks)
+        loop_callbacks = list(self.callbacks)
+        if backend.round_loggers:
+            from energizer_hf.controls import RoundSeriesLogger
+
+            loop_callbacks.append(RoundSeriesLogger(backend.round_loggers))
+        callbacks, stores = split_stores(loop_callbacks)
         stores = ensure_round_stores(
             stores, repo_id=cfg.hub_repo_id, run_branch=cfg.hub_branch, private=cfg.hub_private
         )
@@ -618,6 +742,41 @@ class ActiveLearner:
         self.strategy = strategy
         self.pool = pool
         return self.loop
+
+    def _trainer_kwargs(self, files: RunDir) -> dict[str, Any]:
+        """The per-round ``pl.Trainer`` arguments: the loop's, RunConfig's, then
+        ``trainer_kwargs`` (validated; logger/callback specs built) and the Lightning
+        callbacks given to ``callbacks``."""
+        import torch
+
+        from energizer_hf.controls import build_from_spec, check_trainer_kwargs
+
+        cfg = self.config
+        user = check_trainer_kwargs(dict(cfg.trainer_kwargs or {}), cfg, RunConfig())
+        accelerator = user.pop("accelerator", cfg.accelerator)
+        if accelerator == "auto" and not torch.cuda.is_available():
+            accelerator = "cpu"
+        kwargs: dict[str, Any] = {
+            "accelerator": accelerator,
+            "devices": user.pop("devices", cfg.devices),
+            "strategy": user.pop("strategy", cfg.lightning_strategy),
+            "precision": user.pop("precision", cfg.precision),
+            "enable_checkpointing": False,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 1,
+        }
+        logs = files.logs
+        if "logger" in user:
+            user["logger"] = build_from_spec(user["logger"], save_dir=logs)
+        callbacks = list(build_from_spec(list(user.pop("callbacks", None) or [])))
+        kwargs.update(user)
+        kwargs["callbacks"] = callbacks + list(self.lightning_callbacks)
+        if kwargs.get("logger") not in (None, False) and "default_root_dir" not in kwargs:
+            kwargs["default_root_dir"] = str(logs)
+        return kwargs
 
     def _tokenize(self, ds: Any, tokenizer: Any, cache_file: Path) -> Any:
         from energizer_hf.data import tokenize_dataset
@@ -688,6 +847,17 @@ class ActiveLearner:
         if partial and isinstance(self.oracle, OracleBase):
             self.oracle.close_round()  # one-shot: used by the first round it asks for
         return self.run()
+
+
+def _is_plain(value: Any) -> bool:
+    """Data that YAML/JSON hold as is (no Python objects)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 def _yaml_dump(data: dict) -> str:

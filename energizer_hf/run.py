@@ -83,6 +83,7 @@ _FILES: dict[str, tuple[str, str]] = {
     "final_state_dict": ("final_model/state_dict.pt", "the final model's weights, when it is not a `transformers` model"),
     "ann": ("ann/", "pool embeddings and the ANN index of SEALS / AnchorAL"),
     "label_studio": ("label_studio/", "Label Studio tasks, events and conflicts of the run"),
+    "logs": ("logs/", "output of the loggers named in `trainer_kwargs` (CSV, TensorBoard)"),
     "lock": (".lock", "held by the process that runs the loop"),
 }
 
@@ -166,6 +167,7 @@ class RunDir:
     ann = property(lambda self: self._path("ann"), doc="``ann/``")
     label_studio = property(lambda self: self._path("label_studio"), doc="``label_studio/``")
     lock = property(lambda self: self._path("lock"), doc="``.lock``")
+    logs = property(lambda self: self._path("logs"), doc="``logs/``")
 
     def revision(self, round: int) -> Path:
         """``revisions/round-NNN``: the local revision of ``round``."""

@@ -131,7 +131,9 @@ class Trainer(pl.Trainer):
             (as :class:`~energizer_hf.learner.RunConfig`); every round is kept under
             ``<run_dir>/revisions`` anyway.
         **kwargs: any ``pytorch_lightning.Trainer`` argument, used for every round's fit.
-            Checkpointing and the logger are off unless you pass them.
+            Checkpointing and the logger are off unless you pass them. A logger gets each
+            round's fit curves under ``round_NNN/`` and one point per round under ``al/``
+            (step: the labelled count); your module trains exactly as written.
     """
 
     def __init__(
@@ -241,9 +243,10 @@ class Trainer(pl.Trainer):
             datamodule: an :class:`ActiveDataModule`, e.g. with an initial labelled set.
             oracle: who labels; by default the dataset's own labels are used.
             run_dir: overrides the Trainer's ``run_dir``.
-            callbacks: objects with ``on_round_start(loop, round)`` /
-                ``on_round_end(loop, record)``, and round stores
-                (:class:`~energizer_hf.revisions.RoundStore`; default: local revisions).
+            callbacks: loop callbacks (objects with ``on_round_start(loop, round)`` /
+                ``on_round_end(loop, record)``), round stores
+                (:class:`~energizer_hf.revisions.RoundStore`; default: local revisions) and
+                Lightning callbacks (given to every round's fit, after the Trainer's own).
 
         Returns:
             :class:`~energizer_hf.results.RoundResults`, one row per round.
@@ -265,19 +268,29 @@ class Trainer(pl.Trainer):
             )
         if model.model is None:
             raise EnergizerError(f"{type(model).__name__} wraps no model to train.")
+        from energizer_hf.controls import RoundSeriesLogger, split_callbacks
+
+        lightning_callbacks, loop_callbacks = split_callbacks(callbacks)
+        round_kwargs = dict(self._round_trainer_kwargs)
+        if lightning_callbacks:
+            given = round_kwargs.get("callbacks") or []
+            given = list(given) if isinstance(given, (list, tuple)) else [given]
+            round_kwargs["callbacks"] = given + lightning_callbacks
         backend = LightningBackend(
             model.model,
             datamodule.adapter,
-            self._round_trainer_kwargs,
+            round_kwargs,
             reset_weights=self.settings.reset_weights,
             seed=self.settings.seed,
             quiet=True,
         )
+        if backend.round_loggers:  # one point per round at step = labelled count
+            loop_callbacks.append(RoundSeriesLogger(backend.round_loggers))
         files = RunDir(run_dir if run_dir is not None else self.run_dir or self._default_run_dir())
         # imported here: the Hub client code is not needed to import the seed API
         from energizer_hf.revisions import ensure_round_stores, save_final_model, split_stores
 
-        plain, stores = split_stores(callbacks or ())
+        plain, stores = split_stores(loop_callbacks)
         stores = ensure_round_stores(
             stores, repo_id=self.hub_repo_id, run_branch=self.hub_branch, private=self.hub_private
         )

@@ -23,8 +23,10 @@ network, and a Hub dataset must be stored as data files (Parquet, CSV, JSON): ``
 4+ refuses datasets that need a loading script (the Hub's ``trec`` is one). With
 ``--data-files`` and a local ``--model`` directory it runs offline (the defaults can also
 come from ``ENERGIZER_EXAMPLE_DATA_FILES`` — two paths separated by a comma — and
-``ENERGIZER_EXAMPLE_MODEL``). On a CPU, MiniLM with the default
-5 rounds of 25 and 3 epochs takes a few minutes.
+``ENERGIZER_EXAMPLE_MODEL``). Training uses the package's size-dependent defaults (docs:
+"Training defaults") unless ``--epochs`` / ``--batch-size`` / ``--learning-rate`` are
+given. On a CPU, MiniLM with the default 5 rounds of 25 takes several minutes (at least
+200 optimizer steps per round).
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--query-size", type=int, default=25)
     parser.add_argument("--initial", type=int, default=25, help="size of the (stratified) initial set")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the package's fit schedule")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the package's")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the package's")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", default="runs/hf-native-example")
@@ -70,8 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         {"data_files": {"train": args.data_files[0], "test": args.data_files[1]}}
         if args.data_files else {"dataset": args.dataset, "dataset_config": args.dataset_config}
     )
+    training = {k: v for k, v in (("max_epochs", args.epochs), ("batch_size", args.batch_size),
+                                  ("learning_rate", args.learning_rate)) if v is not None}
     learner = ActiveLearner(
         **source,
+        **training,
         model=args.model,
         strategy=args.strategy,
         text_column=args.text_column,
@@ -80,9 +85,6 @@ def main(argv: list[str] | None = None) -> None:
         initial_size=args.initial,
         initial_strategy="stratified",
         max_rounds=args.rounds,
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
         max_length=args.max_length,
         seed=args.seed,
         run_dir=args.run_dir,

@@ -16,7 +16,7 @@ def main(run_dir: str, strategy: str) -> None:
     cfg = build_tiny_bert(len(tok), hidden=16, layers=1)
     learner = ActiveLearner(
         dataset=data, model=cfg, tokenizer=tok, strategy=strategy, query_size=15, initial_size=10,
-        rounds=4, max_epochs=2, learning_rate=1e-3, max_length=32, run_dir=run_dir, progress=False, seed=3,
+        rounds=4, max_epochs=2, min_steps=0, learning_rate=1e-3, max_length=32, run_dir=run_dir, progress=False, seed=3,
     )
     res = learner.run()
     ids = learner.pool.labelled_ids.tolist()

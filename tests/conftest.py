@@ -54,6 +54,7 @@ def learner_kwargs(tmp_path, **overrides):
         initial_size=10,
         rounds=2,
         max_epochs=1,
+        min_steps=0,  # the fixed schedule: tiny models need no step floor, tests stay fast
         batch_size=16,
         eval_batch_size=64,
         learning_rate=1e-3,

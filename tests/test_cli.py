@@ -55,6 +55,7 @@ def test_run_command_with_csv_files_and_a_local_model(tmp_path, demo_data, local
         "query_size": 50,
         "rounds": 3,
         "max_epochs": 1,
+        "min_steps": 0,
         "max_length": 32,
         "run_dir": str(tmp_path / "run"),
         "progress": False,

@@ -62,11 +62,27 @@ def test_string_labels_are_mapped_with_names(tmp_path, demo_tokenizer, tiny_bert
 
 
 def test_validation_split_and_model_selection(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
-    res = _learner(
-        tmp_path, demo_data, demo_tokenizer, tiny_bert_config, validation_perc=0.3, initial_size=20, max_epochs=2
-    ).run()
+    learner = _learner(
+        tmp_path, demo_data, demo_tokenizer, tiny_bert_config, validation_perc=0.3, initial_size=20, max_epochs=2,
+        min_validation_size=5,
+    )
+    res = learner.run()
     assert res[0]["num_validation"] == 6 and res[0]["num_train"] == 14
     assert "best_val/f1_macro" in res[0]
+    assert learner.loop.backend.last_plan.select_best
+
+
+def test_too_few_validation_rows_are_trained_on(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):
+    # 6 held-out rows < max(20, 2 x 4 classes): no selection on noise; the rows are trained on
+    learner = _learner(
+        tmp_path, demo_data, demo_tokenizer, tiny_bert_config, validation_perc=0.3, initial_size=20, rounds=0,
+        batch_size=4,
+    )
+    res = learner.run()
+    plan = learner.loop.backend.last_plan
+    assert res[0]["num_validation"] == 6 and res[0]["num_train"] == 14  # the label state keeps the split
+    assert not plan.select_best and plan.train_on_validation and plan.num_train == 20
+    assert "best_val/f1_macro" not in res[0] and res[0]["steps"] == 5  # 20 rows / batch 4, 1 epoch
 
 
 def test_evaluate_module_from_a_local_script(tmp_path, demo_data, demo_tokenizer, tiny_bert_config):

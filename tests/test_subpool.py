@@ -359,7 +359,7 @@ def test_learner_run_with_a_separate_encoder_reuses_the_cache_and_records_minori
                                       num_anchors=3, num_neighbours=20, subpool_size=30)
         learner = ActiveLearner(
             dataset=demo_data, model=tiny_bert_config, tokenizer=demo_tokenizer, strategy=strategy,
-            query_size=5, initial_size=10, rounds=rounds, max_epochs=1, batch_size=8, seed=seed,
+            query_size=5, initial_size=10, rounds=rounds, max_epochs=1, min_steps=0, batch_size=8, seed=seed,
             run_dir=str(run_dir or tmp_path / f"run{seed}"), progress=False,
         )
         return learner.run()

@@ -23,6 +23,7 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   metrics, token-level acquisition for sentences (token entropy, least confidence, MNLP).
 - :mod:`~energizer_hf.functional.primitives`: the tie-broken top-k, the entropy and the
   largest-remainder allocation every strategy, sampler and stopping criterion shares.
+- :mod:`~energizer_hf.functional.training`: class weights of the loss.
 """
 
 from ._validation import (
@@ -108,6 +109,7 @@ from .stream import (
     variable_uncertainty_decisions,
     window_spending,
 )
+from .training import balanced_class_weights
 
 __all__ = [
     "FunctionalInputError",
@@ -121,6 +123,7 @@ __all__ = [
     "allocate",
     "badge_gradient_embeddings",
     "badge_select",
+    "balanced_class_weights",
     "bald",
     "batchbald_greedy",
     "bertkm_select",
