@@ -161,6 +161,9 @@ class HFDataAdapter:
         self.lengths = lengths
         self.model_columns = model_columns
         self.num_workers = num_workers
+        # Self-training (energizer_hf.selfsup.self_training): (pool ids, pseudo-labels) that
+        # join the training rows of the next fit only; never part of the pool's label state.
+        self.extra_train_rows: tuple[np.ndarray, np.ndarray] | None = None
 
     def _loader(self, rows: LabelledRows, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(seed) if shuffle else None
@@ -175,8 +178,12 @@ class HFDataAdapter:
 
     def train_loader(self, pool: ActivePool, seed: int) -> DataLoader:
         ids = pool.train_ids
+        labels = pool.labels[ids]
+        if self.extra_train_rows is not None:  # pseudo-labelled rows (self-training)
+            ids = np.concatenate([ids, self.extra_train_rows[0]])
+            labels = np.concatenate([labels, self.extra_train_rows[1]])
         return self._loader(
-            LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns),
+            LabelledRows(self.tokenized, ids, labels, self.model_columns),
             self.batch_size,
             shuffle=True,
             seed=seed,

@@ -14,6 +14,7 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
   ProbCover.
 - :mod:`~energizer_hf.functional.hybrid`: BADGE, Cluster-Margin, CAL, EGL.
 - :mod:`~energizer_hf.functional.neighbours`: exact chunked kNN and radius search.
+- :mod:`~energizer_hf.functional.pseudo_labels`: confident pseudo-labels for self-training.
 """
 
 from ._validation import (
@@ -52,12 +53,14 @@ from .hybrid import (
     iter_badge_gradient_embeddings,
 )
 from .neighbours import knn, min_distances, radius_neighbors
+from .pseudo_labels import PseudoLabels, pseudo_label_confidence, select_pseudo_labels
 
 __all__ = [
     "FunctionalInputError",
     "InvalidProbabilitiesError",
     "KMeansResult",
     "NonFiniteInputError",
+    "PseudoLabels",
     "ShapeError",
     "TooManyClustersError",
     "badge_gradient_embeddings",
@@ -81,7 +84,9 @@ __all__ = [
     "min_distances",
     "predictive_entropy",
     "probcover",
+    "pseudo_label_confidence",
     "radius_neighbors",
+    "select_pseudo_labels",
     "typiclust",
     "variation_ratios",
 ]
