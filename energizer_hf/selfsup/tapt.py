@@ -292,7 +292,7 @@ def _differences(meta: dict[str, Any], fingerprint: dict[str, Any]) -> list[str]
     return [k for k in sorted(set(saved) | set(fingerprint)) if saved.get(k) != fingerprint.get(k)]
 
 
-def _check(directory: Path, fingerprint: dict[str, Any], where: str) -> dict[str, Any] | None:
+def _check(directory: Path, fingerprint: dict[str, Any], where: str, warn: bool = True) -> dict[str, Any] | None:
     """The meta of ``directory`` when it holds this fingerprint's encoder; a warning (and
     ``None``) when it holds another one."""
     meta = _read_meta(directory)
@@ -301,6 +301,8 @@ def _check(directory: Path, fingerprint: dict[str, Any], where: str) -> dict[str
     diffs = _differences(meta, fingerprint)
     if not diffs:
         return meta
+    if not warn:
+        return None
     saved = meta.get("fingerprint") or {}
     reasons = sorted({_WHAT.get(d, d) for d in diffs})
     details = "; ".join(f"{d}: {saved.get(d)!r} here, {fingerprint.get(d)!r} wanted" for d in diffs)
@@ -340,6 +342,56 @@ def _publish(source: Path, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _build_lock(store: Path):
+    """One builder per cache entry across independent runs (e.g. seeds run in parallel):
+    the others wait for the lock, then find the entry built. A lock left by a dead process
+    on this host is taken over."""
+    import socket
+
+    lock = store.parent / f".{store.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    announced = False
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text() or "{}")
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _pid_alive(holder["pid"])
+            if stale:
+                lock.unlink(missing_ok=True)
+                continue
+            if time.monotonic() > deadline:
+                raise TAPTError(f"Waited {WAIT_TIMEOUT_S:.0f} s for another process building '{store}' ({lock}).") from None
+            if not announced:
+                log.info("Another process (%s) builds the adapted encoder %s; waiting.", holder, store)
+                announced = True
+            time.sleep(1.0)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------- training
@@ -641,9 +693,8 @@ def adapt_encoder(
     Returns:
         The :class:`TAPTResult`; ``result.path`` is the run's copy.
     """
-    from energizer_hf.data import tokenize_dataset
     from energizer_hf.loop import env_rank
-    from energizer_hf.utils import atomic_write_json, dataset_fingerprint
+    from energizer_hf.utils import dataset_fingerprint
 
     if config.steps <= 0:
         raise TAPTError("adapt_encoder needs tapt steps > 0.")
@@ -681,6 +732,36 @@ def adapt_encoder(
         _publish(store, run_copy)
         return TAPTResult(run_copy, "path" if config.path else "shared", meta)
 
+    with _build_lock(store):
+        meta = _check(store, fingerprint, store_kind, warn=False)  # built by another run meanwhile?
+        if meta is not None:
+            _publish(store, run_copy)
+            return TAPTResult(run_copy, "path" if config.path else "shared", meta)
+        meta, stats = _build(
+            model, tokenizer, dataset, config, run_cache=run_cache, run_copy=run_copy, key=key,
+            fingerprint=fingerprint, text_column=text_column, text_pair_column=text_pair_column,
+            max_length=max_length, accelerator=accelerator, progress=progress,
+        )
+        try:
+            _publish(run_copy, store)
+        except OSError as err:  # a read-only or full shared cache must not fail the run
+            warnings.warn(f"Could not store the adapted encoder in {store_kind} '{store}': {err}.", stacklevel=2)
+    log.info(
+        "Task-adaptive pre-training done in %.1f s (masked-LM loss %.3f -> %.3f); cached in %s.",
+        stats["seconds"], stats["loss_start"] or float("nan"), stats["loss_end"] or float("nan"), store,
+    )
+    return TAPTResult(run_copy, "built", meta)
+
+
+def _build(
+    model: Any, tokenizer: Any, dataset: Any, config: TAPTConfig, *, run_cache: Path, run_copy: Path,
+    key: str, fingerprint: dict[str, Any], text_column: str, text_pair_column: str | None,
+    max_length: int, accelerator: str, progress: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train, save into the run's cache; on failure leave a marker for the other ranks."""
+    from energizer_hf.data import tokenize_dataset
+    from energizer_hf.utils import atomic_write_json
+
     try:
         run_cache.mkdir(parents=True, exist_ok=True)
         tokenized = tokenize_dataset(
@@ -707,15 +788,7 @@ def adapt_encoder(
     except BaseException as err:
         atomic_write_json(run_cache / ERROR_FILE, {"error": f"{type(err).__name__}: {err}"})
         raise
-    try:
-        _publish(run_copy, store)
-    except OSError as err:  # a read-only or full shared cache must not fail the run
-        warnings.warn(f"Could not store the adapted encoder in {store_kind} '{store}': {err}.", stacklevel=2)
-    log.info(
-        "Task-adaptive pre-training done in %.1f s (masked-LM loss %.3f -> %.3f); cached in %s.",
-        stats["seconds"], stats["loss_start"] or float("nan"), stats["loss_end"] or float("nan"), store,
-    )
-    return TAPTResult(run_copy, "built", meta)
+    return meta, stats
 
 
 def _wait_for_rank0(run_copy: Path, fingerprint: dict[str, Any]) -> TAPTResult:
