@@ -136,7 +136,7 @@ class RunConfig:
         metadata={"help": "TAPT settings: mlm_probability, learning_rate, batch_size, warmup_ratio, weight_decay, "
                   "head_warmup_steps, head_learning_rate, seed, cache_dir, path."},
     )
-    self_training: Any = field(
+    self_training: dict[str, Any] | bool | None = field(
         default=None,
         metadata={"help": "Self-training with pseudo-labels: true for the defaults, or "
                   "{threshold: 0.9, top_k_per_class: 50, mc_dropout: 0} (null: off)."},

@@ -402,3 +402,16 @@ def test_resume_redoes_a_round_with_the_same_pseudo_labels(tmp_path):
     assert resumed["pseudo"][2]["pseudo/num_rows"] > 0
     for r in (1, 2, 3):
         assert pseudo_label_file(run_dir, r).read_bytes() == pseudo_label_file(tmp_path / "full", r).read_bytes()
+
+
+def test_command_line_switches(capsys):
+    from energizer_hf.cli import _build_parser, main
+
+    args = _build_parser().parse_args(
+        ["run", "--self-training", "true", "--tapt-steps", "5", "--tapt-args", "{learning_rate: 0.001}"]
+    )
+    assert args.self_training is True and args.tapt_steps == 5 and args.tapt_args == {"learning_rate": 0.001}
+    args = _build_parser().parse_args(["run", "--self-training", "{threshold: 0.8, mc_dropout: 4}"])
+    assert args.self_training == {"threshold": 0.8, "mc_dropout": 4}
+    assert main(["run", "--dataset", "x.csv", "--model", "m", "--self-training", "{threshold: 1.5}"]) == 2
+    assert "SelfTrainingError" in capsys.readouterr().err
