@@ -11,6 +11,7 @@ MODULES = [
     "energizer_hf.hub",
     "energizer_hf.oracles",
     "energizer_hf.query_strategies",
+    "energizer_hf.selfsup",
 ]
 
 
