@@ -22,7 +22,8 @@ Prints per dataset, condition and strategy the area under the learning curve (te
 against labels, normalised), the final accuracy (mean ± std over seeds), the mean fit time
 per round and, for self-training, the mean number of pseudo-labels per fit and their
 accuracy against the true labels. Run directories are kept: a second invocation resumes and
-only runs what is missing; per-run results are kept as ``--out/results/*.json``.
+only runs what is missing; per-run results are kept as ``--out/results/*.json``. Several
+invocations with the same ``--out`` share the work (each run is claimed by one process).
 """
 
 from __future__ import annotations
@@ -89,6 +90,30 @@ def run_one(data, name: str, condition: str, strategy: str, seed: int, args, out
         "pseudo_accuracy": [r.get("pseudo/accuracy_vs_oracle") for r in res],
         "tapt": None if tapt is None else {"source": tapt.source, **{k: v for k, v in tapt.meta.items() if k != "fingerprint"}},
     }
+
+
+def _claim(target: Path) -> bool:
+    """Claim a run for this process (parallel invocations share the work); a claim of a
+    dead process is taken over."""
+    import os
+
+    claim = target.with_suffix(".claim")
+    while True:
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(claim.read_text() or "0")
+                os.kill(pid, 0)
+                return False  # another live process runs it
+            except (ValueError, ProcessLookupError):
+                claim.unlink(missing_ok=True)
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
 
 
 def _fmt(values: list[float]) -> str:
@@ -167,13 +192,14 @@ def main() -> None:
                     for seed in (int(s) for s in args.seeds.split(",")):
                         key = ":".join(map(str, (name, condition, strategy, seed)))
                         target = results / f"{key.replace(':', '-')}.json"
-                        if target.exists() or (args.only and args.only != key):
+                        if target.exists() or (args.only and args.only != key) or not _claim(target):
                             continue
                         data = data or load(Path(args.data), name, args.pool_rows, args.test_rows)
                         _, row = run_one(data, name, condition, strategy, seed, args, out)
                         print(f"[{name}] {condition} {strategy} seed {seed}: AUC {row['auc']:.4f}, final "
                               f"{row['final']:.4f} ({row['seconds']:.0f} s)", flush=True)
                         atomic_write_json(target, row)
+                        target.with_suffix(".claim").unlink(missing_ok=True)
     rows = read_rows()
     print(f"Pool {args.pool_rows} rows, test {args.test_rows} rows, {args.initial} initial + {args.rounds} "
           f"rounds of {args.query_size}; {args.epochs} epochs, lr {args.lr}, batch {args.batch_size}; "
