@@ -20,8 +20,8 @@ class-balanced initial set of ``--initial`` labels, then ``--rounds`` rounds of
 
 Prints per dataset, condition and strategy the area under the learning curve (test accuracy
 against labels, normalised), the final accuracy (mean ± std over seeds), the mean fit time
-per round and, for self-training, the mean number of pseudo-labels per fit and their
-accuracy against the true labels. Run directories are kept: a second invocation resumes and
+per round and, for self-training, the mean time of the pass that chooses pseudo-labels,
+the mean number of pseudo-labels per fit and their accuracy against the true labels. Run directories are kept: a second invocation resumes and
 only runs what is missing; per-run results are kept as ``--out/results/*.json``. Several
 invocations with the same ``--out`` share the work (each run is claimed by one process).
 """
@@ -122,9 +122,9 @@ def _fmt(values: list[float]) -> str:
 
 def summarise(rows: list[dict]) -> list[str]:
     lines = [
-        "| dataset | condition | strategy | AUC | final accuracy | fit s/round | pseudo-labels/fit | "
-        "pseudo-label accuracy | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | condition | strategy | AUC | final accuracy | fit s/round | pseudo pass s/round | "
+        "pseudo-labels/fit | pseudo-label accuracy | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -134,9 +134,11 @@ def summarise(rows: list[dict]) -> list[str]:
         pseudo = [n for r in runs for n in r["pseudo_rows"][1:] if n is not None]
         acc = [a for r in runs for a in r["pseudo_accuracy"][1:] if a is not None]
         fit = np.mean([np.mean(r["time_fit"]) for r in runs])
+        passes = [t for r in runs for t in r["time_pseudo_label"][:-1] if t]
         lines.append(
             f"| {name} | {condition} | {strategy} | {_fmt([r['auc'] for r in runs])} | "
-            f"{_fmt([r['final'] for r in runs])} | {fit:.0f} | {f'{np.mean(pseudo):.0f}' if pseudo else '–'} | "
+            f"{_fmt([r['final'] for r in runs])} | {fit:.0f} | {f'{np.mean(passes):.1f}' if passes else '–'} | "
+            f"{f'{np.mean(pseudo):.0f}' if pseudo else '–'} | "
             f"{f'{np.mean(acc):.3f}' if acc else '–'} | {len(runs)} |"
         )
     return lines
