@@ -415,3 +415,27 @@ def test_command_line_switches(capsys):
     assert args.self_training == {"threshold": 0.8, "mc_dropout": 4}
     assert main(["run", "--dataset", "x.csv", "--model", "m", "--self-training", "{threshold: 1.5}"]) == 2
     assert "SelfTrainingError" in capsys.readouterr().err
+
+
+@pytest.mark.distributed
+def test_tapt_and_self_training_under_lightning_ddp_two_processes(tmp_path):
+    """Rank 0 builds the adapted encoder, rank 1 loads it; both fit on the same pseudo-labels."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), MASTER_PORT=str(port))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "NODE_RANK"):
+        env.pop(key, None)
+    proc = subprocess.run([sys.executable, "-m", "tests.scripts.ddp_selfsup", str(run_dir)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0["tapt"] == "built" and rank1["tapt"] == "run"
+    assert rank0["labelled"] == rank1["labelled"] and rank0["queries"] == rank1["queries"]
+    assert rank0["pseudo"] == rank1["pseudo"] and rank0["pseudo"][1] > 0
+    assert rank0["extra"] == rank1["extra"]  # the last fit's pseudo-labelled rows, on both ranks
+    state = np.load(run_dir / "pool" / "label_state.npy")
+    assert sorted(np.flatnonzero(state["round"] >= 0).tolist()) == rank0["labelled"]
