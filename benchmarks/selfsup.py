@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=500)
     parser.add_argument("--tapt-steps", type=int, default=300)
     parser.add_argument("--tapt-args", default="{}", help="JSON mapping of tapt_args (besides cache_dir)")
-    parser.add_argument("--self-training", default='{"threshold": 0.9, "top_k_per_class": 50}',
+    parser.add_argument("--self-training", default='{"threshold": null, "top_k_per_class": 25}',
                         help="JSON mapping of the self_training setting")
     parser.add_argument("--only", default="", help="run only DATASET:CONDITION:STRATEGY:SEED (for parallel jobs)")
     parser.add_argument("--out", default="runs/selfsup")

@@ -139,7 +139,7 @@ class RunConfig:
     self_training: dict[str, Any] | bool | None = field(
         default=None,
         metadata={"help": "Self-training with pseudo-labels: true for the defaults, or "
-                  "{threshold: 0.9, top_k_per_class: 50, mc_dropout: 0} (null: off)."},
+                  "{threshold: null, top_k_per_class: 25, mc_dropout: 0} (null: off)."},
     )
 
     def __post_init__(self) -> None:

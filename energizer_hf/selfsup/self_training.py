@@ -5,9 +5,16 @@
 .. code-block:: yaml
 
     self_training:
-      threshold: 0.9        # probability of the predicted class, in (0, 1); null: no threshold
-      top_k_per_class: 50   # at most this many pseudo-labels per predicted class; null: no cap
+      threshold: null       # probability of the predicted class, in (0, 1); null: no threshold
+      top_k_per_class: 25   # at most this many pseudo-labels per predicted class; null: no cap
       mc_dropout: 0         # >= 2: confidence of the mean of that many MC-dropout passes
+
+Why no threshold by default: fine-tuned on few labels, a model is under-confident. On
+TREC-6 (all-MiniLM-L6-v2, 10 epochs at 1e-4, 2,000-row pool) the highest probability
+of any unlabelled row was 0.77 after 125 labels, so the common threshold of 0.9 chose
+nothing in any round, while the 50 most confident rows of each predicted class were all
+correctly labelled. The class-balanced top-k adapts to the model's scale; add a threshold
+for well-trained, confident models.
 
 Timing, chosen so that no extra fit is needed: right after round ``r``'s fit (and test),
 the fitted model makes one probabilities pass over the unlabelled pool (``mc_dropout``
@@ -61,7 +68,7 @@ class SelfTrainingConfig:
 
     Example:
         >>> SelfTrainingConfig.from_setting(True)
-        SelfTrainingConfig(threshold=0.9, top_k_per_class=50, mc_dropout=0)
+        SelfTrainingConfig(threshold=None, top_k_per_class=25, mc_dropout=0)
         >>> SelfTrainingConfig.from_setting({"threshold": 1.5})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -69,10 +76,10 @@ class SelfTrainingConfig:
     """
 
     threshold: float | None = field(
-        default=0.9, metadata={"help": "Smallest probability of the predicted class, in (0, 1); None: no threshold."}
+        default=None, metadata={"help": "Smallest probability of the predicted class, in (0, 1); None: no threshold."}
     )
     top_k_per_class: int | None = field(
-        default=50, metadata={"help": "At most this many pseudo-labels per predicted class; None: no cap."}
+        default=25, metadata={"help": "At most this many pseudo-labels per predicted class; None: no cap."}
     )
     mc_dropout: int = field(
         default=0, metadata={"help": "MC-dropout passes for the confidence (0: one deterministic pass; else >= 2)."}

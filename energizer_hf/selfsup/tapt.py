@@ -327,6 +327,9 @@ def _publish(source: Path, target: Path) -> None:
     what is there (files are hard-linked when possible)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a cache entry is not
     try:
         for f in sorted(source.iterdir()):
             if f.is_file() and f.name != META_FILE:
