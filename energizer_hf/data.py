@@ -209,6 +209,10 @@ class HFDataAdapter:
         self.group_by_length = group_by_length and lengths is not None
         self.test_lengths = test_lengths
 
+        # Self-training (energizer_hf.selfsup.self_training): (pool ids, pseudo-labels) that
+        # join the training rows of the next fit only; never part of the pool's label state.
+        self.extra_train_rows: tuple[np.ndarray, np.ndarray] | None = None
+
     def _sorted_loader(self, rows: LabelledRows, lengths: np.ndarray | None, batch_size: int) -> DataLoader:
         """An evaluation loader in length-sorted batches (dynamic padding)."""
         from energizer_hf.scoring import plan_by_length
@@ -230,9 +234,18 @@ class HFDataAdapter:
         )
 
     def train_loader(self, pool: ActivePool, seed: int, ids: np.ndarray | None = None) -> DataLoader:
-        """Shuffled training batches of ``ids`` (default: the pool's training rows)."""
-        ids = pool.train_ids if ids is None else np.asarray(ids, dtype=np.int64)
-        rows = LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns)
+        """Shuffled training batches of ``ids`` (default: the pool's training rows, plus the
+        pseudo-labelled rows of self-training when there are any)."""
+        if ids is None:
+            ids = pool.train_ids
+            labels = pool.labels[ids]
+            if self.extra_train_rows is not None:  # pseudo-labelled rows (self-training)
+                ids = np.concatenate([ids, self.extra_train_rows[0]])
+                labels = np.concatenate([labels, self.extra_train_rows[1]])
+        else:
+            ids = np.asarray(ids, dtype=np.int64)
+            labels = pool.labels[ids]
+        rows = LabelledRows(self.tokenized, ids, labels, self.model_columns)
         if self.group_by_length:
             sampler = LengthGroupedBatches(self.lengths[ids], self.batch_size, seed=seed)
             return DataLoader(rows, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.num_workers)

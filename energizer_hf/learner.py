@@ -194,6 +194,22 @@ class RunConfig:
         default=None,
         metadata={"help": "Round of resume_from: round-NNN, a round number, a branch or a commit (default: latest)."},
     )
+    # ---- self-supervised help from the pool (energizer_hf.selfsup; docs/self_supervised.md)
+    tapt_steps: int = field(
+        default=0,
+        metadata={"help": "Task-adaptive pre-training: masked-LM steps on the pool's texts before round 0 "
+                  "(0: off). The adapted encoder is cached by fingerprint and reused by later runs."},
+    )
+    tapt_args: dict[str, Any] | None = field(
+        default=None,
+        metadata={"help": "TAPT settings: mlm_probability, learning_rate, batch_size, warmup_ratio, weight_decay, "
+                  "head_warmup_steps, head_learning_rate, seed, cache_dir, path."},
+    )
+    self_training: dict[str, Any] | bool | None = field(
+        default=None,
+        metadata={"help": "Self-training with pseudo-labels: true for the defaults, or "
+                  "{threshold: null, top_k_per_class: 25, mc_dropout: 0} (null: off)."},
+    )
 
     # the names these settings had before (every face now uses one name per concept)
     rounds: InitVar[int | None] = _UNSET
@@ -228,6 +244,10 @@ class RunConfig:
                 f"trainer_kwargs must be a mapping of pytorch_lightning.Trainer arguments, got "
                 f"{type(self.trainer_kwargs).__name__}."
             )
+
+        from energizer_hf.selfsup import validate_settings  # self-supervised options
+
+        validate_settings(self.tapt_steps, self.tapt_args, self.self_training)
 
     def fit_schedule(self) -> Any:
         """The :class:`~energizer_hf.schedule.FitSchedule` of these settings."""
@@ -616,6 +636,20 @@ class ActiveLearner:
         if model_spec is None:
             raise EnergizerError("No model given: set `model` to a hub id or a local directory.")
         _check_pretrained_num_labels(model_spec, len(names))
+        # ---- task-adaptive pre-training (energizer_hf.selfsup.tapt): the run starts from
+        # the adapted encoder; its head is still fresh, as without TAPT
+        self.tapt = None
+        if cfg.tapt_steps:
+            from energizer_hf.selfsup.tapt import TAPTConfig, adapt_encoder, adapted_model_spec
+
+            self.tapt = adapt_encoder(
+                model_spec, tokenizer, pool_ds, TAPTConfig.from_settings(cfg.tapt_steps, cfg.tapt_args),
+                run_cache=files.cache, tokenizer_identity=_tokenizer_identity(tokenizer),
+                text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
+                max_length=cfg.max_length, accelerator=cfg.accelerator, progress=cfg.progress,
+            )
+            model_spec = adapted_model_spec(model_spec, self.tapt.path)
+        # ----
         seed_everything(cfg.seed)
         module = HFSequenceClassifier(
             model_spec,
@@ -723,6 +757,28 @@ class ActiveLearner:
         stores = ensure_round_stores(
             stores, repo_id=cfg.hub_repo_id, run_branch=cfg.hub_branch, private=cfg.hub_private
         )
+        # ---- self-training (energizer_hf.selfsup.self_training): pseudo-labels reach the
+        # fits through the data adapter only, never the label state
+        from energizer_hf.selfsup.self_training import SelfTraining, SelfTrainingConfig
+
+        st_config = SelfTrainingConfig.from_setting(cfg.self_training)
+        self_training = None
+        if st_config is not None:
+            self_training = SelfTraining(
+                st_config, adapter, strategy.model, label_names=names,
+                true_labels=pool_labels if self.oracle is None else None,
+            )
+        # options that are off stay out of run.json (run dirs made before them still resume);
+        # where the adapted encoder is cached does not change what the run computes
+        semantic.pop("self_training")
+        if st_config is not None:
+            semantic["self_training"] = dataclasses.asdict(st_config)  # `true` == `{}`
+        semantic.pop("tapt_args")
+        if semantic.pop("tapt_steps"):
+            from energizer_hf.selfsup.tapt import TAPTConfig
+
+            semantic["tapt"] = TAPTConfig.from_settings(cfg.tapt_steps, cfg.tapt_args).fingerprint()
+        # ----
         self.loop = ActiveLoop(
             pool,
             strategy,
@@ -737,6 +793,7 @@ class ActiveLearner:
             stores=stores,
             progress=cfg.progress,
             start_from_labels=bool(cfg.resume_from),
+            self_training=self_training,
         )
         self.module = strategy.model
         self.strategy = strategy

@@ -192,6 +192,8 @@ class ActiveLoop:
         start_from_labels: when the run directory has no records but the pool has labels
             (rebuilt from a stored revision), continue from the pool's last round instead
             of keeping only the initial set.
+        self_training: a :class:`~energizer_hf.selfsup.SelfTraining` step: pseudo-labels
+            given to each fit (``before_fit``) and chosen after it (``after_fit``).
     """
 
     def __init__(
@@ -210,6 +212,7 @@ class ActiveLoop:
         stores: Sequence[RoundStore] = (),
         progress: bool = True,
         start_from_labels: bool = False,
+        self_training: Any = None,
     ) -> None:
         self.pool = pool
         self.strategy = strategy
@@ -225,6 +228,7 @@ class ActiveLoop:
         self.stores = list(stores)
         self.progress = progress
         self.start_from_labels = start_from_labels
+        self.self_training = self_training
         self.is_writer = env_rank() == 0
         self.records: list[dict[str, Any]] = []
         self._round = 0
@@ -485,6 +489,8 @@ class ActiveLoop:
             "label_distribution": self._named(pool.label_distribution()),
         }
         seed_everything(round_seed(s.seed, round))
+        if self.self_training is not None:  # pseudo-labels chosen after the previous fit
+            record.update(self.self_training.before_fit(self, round))
         t = time.perf_counter()
         fit_metrics = self.backend.fit(pool, round)
         record["time_fit"] = time.perf_counter() - t
@@ -505,6 +511,9 @@ class ActiveLoop:
         stop_reason, k = self._next_query_size(round)
         queried = np.empty(0, dtype=np.int64)
         timings: dict[str, float] = {}
+        if stop_reason is None and self.self_training is not None:
+            # with the model just fitted, before the query: the next round's pseudo-labels
+            record.update(self.self_training.after_fit(self, round))
         if stop_reason is None:
             scorer = self.backend.make_scorer(self.files.scoring, progress=self.progress)
             scorer.cleanup(before_round=round)  # exchange files of earlier rounds

@@ -62,3 +62,33 @@ def test_huge_pool_benchmark_smoke(tmp_path, minilm):
     assert result["build_hnsw_kind"] == "hnsw" and result["build_ivf_kind"] == "ivf"
     assert result["recall10_hnsw"] >= 0.9 and result["recall10_ivf"] >= 0.5
     assert "ivf:" in proc.stdout and "hnsw:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_selfsup_benchmark_smoke(tmp_path, shared_data, minilm):
+    """benchmarks/selfsup.py end to end in a tiny setting: every condition runs, TAPT is built
+    once and reused, and a second invocation only prints the table."""
+    if not (shared_data / "trec6" / "train.csv").exists():
+        pytest.skip(f"{shared_data / 'trec6'} is missing; this test needs ../shared/data/trec6")
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "selfsup.py"), "--data", str(shared_data), "--datasets", "trec6",
+           "--strategies", "entropy", "--seeds", "0", "--conditions", "plain,tapt,self_training,tapt+self_training",
+           "--rounds", "1", "--initial", "12", "--query-size", "10", "--pool-rows", "120", "--test-rows", "60",
+           "--epochs", "1", "--tapt-steps", "2", "--tapt-args", '{"head_warmup_steps": 1, "batch_size": 8}',
+           "--self-training", '{"threshold": null, "top_k_per_class": 2}', "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [ln.split("|") for ln in proc.stdout.splitlines() if ln.startswith("| trec6 |")]
+    assert [r[2].strip() for r in rows] == ["plain", "tapt", "self_training", "tapt+self_training"]
+    assert [(r[7].strip(), r[8].strip()) for r in rows][:2] == [("–", "–"), ("–", "–")]
+    assert all(float(r[7]) > 0 for r in rows[2:])  # seconds of the pass that chose them
+    assert all(1 <= int(r[8]) <= 12 for r in rows[2:])  # at most 2 per class x 6 classes
+    assert all(0.0 <= float(r[9]) <= 1.0 for r in rows[2:])  # their accuracy against the true labels
+    assert "TAPT on trec6: 1 head + 2 steps" in proc.stdout
+    results = {p.name: json.loads(p.read_text()) for p in (out / "results").glob("*.json")}
+    assert results["trec6-tapt-entropy-0.json"]["tapt"]["source"] == "built"
+    assert results["trec6-tapt+self_training-entropy-0.json"]["tapt"]["source"] == "shared"
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "AUC" not in again.stdout.split("| dataset |")[0]

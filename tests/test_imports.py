@@ -26,6 +26,7 @@ MODULES = [
     "energizer_hf.runlock",
     "energizer_hf.scrub",
     "energizer_hf.utils",
+    "energizer_hf.selfsup",
 ]
 
 

@@ -24,6 +24,7 @@ boolean mask of shape ``(N,)`` or an index array and are never selected; selecto
 - :mod:`~energizer_hf.functional.primitives`: the tie-broken top-k, the entropy and the
   largest-remainder allocation every strategy, sampler and stopping criterion shares.
 - :mod:`~energizer_hf.functional.training`: class weights of the loss.
+- :mod:`~energizer_hf.functional.pseudo_labels`: confident pseudo-labels for self-training.
 """
 
 from ._validation import (
@@ -78,6 +79,7 @@ from .multilabel import (
 )
 from .neighbours import knn, min_distances, radius_neighbors
 from .primitives import allocate, entropy, select_topk
+from .pseudo_labels import PseudoLabels, pseudo_label_confidence, select_pseudo_labels
 from .sequence import (
     bio_violations,
     entity_scores,
@@ -116,6 +118,7 @@ __all__ = [
     "InvalidProbabilitiesError",
     "KMeansResult",
     "NonFiniteInputError",
+    "PseudoLabels",
     "ShapeError",
     "StreamDecisions",
     "StreamState",
@@ -168,11 +171,13 @@ __all__ = [
     "predict_cardinality",
     "predictive_entropy",
     "probcover",
+    "pseudo_label_confidence",
     "radius_neighbors",
     "random_decisions",
     "randomized_variable_uncertainty_decisions",
     "reduce_tokens",
     "repair_bio",
+    "select_pseudo_labels",
     "select_topk",
     "sliding_window_counts",
     "split_decisions",
