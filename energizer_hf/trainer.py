@@ -306,11 +306,10 @@ class Trainer(pl.Trainer):
             callbacks=plain,
             stores=stores,
             progress=self.progress,
+            # the model trained on the final labelled set, for `energizer-hf push`
+            save_final_model=lambda: save_final_model(files.root, model.model),
         )
-        was_complete = files.is_complete()
         results = self.active_loop.run()
-        if not was_complete and self.active_loop.is_writer:  # trained here: keep the model
-            save_final_model(files.root, model.model)
         self.active_run_dir = files.root
         self.last_round_trainer = backend.last_trainer
         return results

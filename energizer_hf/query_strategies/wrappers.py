@@ -61,6 +61,7 @@ def configure_strategy(strategy: str | type[Strategy], **kwargs: Any) -> type[St
     if not isinstance(cls, type):
         raise EnergizerError("configure_strategy takes a strategy name or class, not an instance.")
     bound = dict(kwargs)
+    _check_strategy_args(cls, bound)
 
     def __init__(self: Any, model: Any = None, **more: Any) -> None:
         cls.__init__(self, model, **{**bound, **more})
@@ -80,6 +81,30 @@ def configure_strategy(strategy: str | type[Strategy], **kwargs: Any) -> type[St
     new.__module__ = cls.__module__
     new.name = cls.name
     return new
+
+
+def _check_strategy_args(cls: type[Strategy], kwargs: dict[str, Any]) -> None:
+    """Refuse ``strategy_args`` the strategy does not take (a wrapper's leftovers are
+    checked against its base), naming the closest accepted name.
+
+    Raises:
+        ConfigError: an unknown argument.
+    """
+    import inspect
+
+    from energizer_hf.config_types import check_kwargs
+
+    what = f"strategy_args of {getattr(cls, 'name', cls.__name__)}"
+    if not issubclass(cls, _Wrapper):
+        check_kwargs(cls, kwargs, what)
+        return
+    params = inspect.signature(cls.__init__).parameters
+    own = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    leftovers = {k: v for k, v in kwargs.items() if k not in own}
+    base = kwargs.get("base", params["base"].default if "base" in params else None)
+    if leftovers and isinstance(base, (str, type)):
+        base_cls = _resolve(base)
+        check_kwargs(base_cls, leftovers, f"{what} (passed on to its base {getattr(base_cls, 'name', base)})")
 
 
 class _SubPool:
