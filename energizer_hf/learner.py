@@ -382,7 +382,18 @@ def load_data(
 
     if _looks_like_path(dataset):  # a local path with a typo, not a Hub id
         check_path_exists(dataset, "dataset")
-    return datasets.load_dataset(dataset, dataset_config)
+    try:
+        return datasets.load_dataset(dataset, dataset_config)
+    except Exception as err:
+        from energizer_hf.scrub import scrub
+
+        text = f"{err}"
+        if scrub(text) != text or scrub(dataset) != dataset:  # a token pasted into the name/URL
+            raise EnergizerError(
+                f"Could not load the dataset {scrub(dataset)!r}: {type(err).__name__}: {scrub(text)} "
+                "(credentials masked: give tokens through HF_TOKEN or `hf auth login`, not in the name)."
+            ) from None
+        raise
 
 
 def encode_labels(

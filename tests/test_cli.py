@@ -83,7 +83,9 @@ def test_unknown_config_field(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("querysize: 3\n")
     assert main(["run", str(path)]) == 2
-    assert "Unknown configuration fields: querysize" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "querysize: not a known field (did you mean 'query_size'?)" in err
+    assert err.startswith("energizer-hf: error: ConfigError: ") and err.count("\n") == 1
 
 
 def test_strategies_command(capsys):
