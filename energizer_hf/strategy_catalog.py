@@ -1,7 +1,7 @@
 """The registered strategies as data, for ``energizer-hf strategies`` and quick argument
-checks without importing torch. Generated from
-:func:`energizer_hf.query_strategies.registry.strategy_catalog` (``python -m
-energizer_hf.strategy_catalog`` prints it anew); ``tests/test_cli.py`` keeps them equal.
+checks without importing torch. A copy of
+:func:`energizer_hf.query_strategies.registry.strategy_catalog` (``tests/test_cli.py``
+keeps them equal and prints the new value when a strategy is added or changed).
 """
 
 from __future__ import annotations
@@ -137,10 +137,3 @@ def resolve(name: str) -> str | None:
             return strategy
     return None
 
-
-if __name__ == "__main__":  # regenerate: python -m energizer_hf.strategy_catalog > file
-    import pprint
-
-    from energizer_hf.query_strategies.registry import strategy_catalog
-
-    print(pprint.pformat(strategy_catalog(), width=100, sort_dicts=False))
