@@ -444,6 +444,7 @@ class ActiveLoop:
                     if not self.records:
                         self._confirm_run_file()
                 self.records.append(record)
+                _maybe_fault("after_record", round)
                 self._call("on_round_end", record)
                 if self.is_writer and self.stores:
                     info = self.run_info()
@@ -459,6 +460,7 @@ class ActiveLoop:
                         # last query, possibly large) are not needed to resume or extend it
                         shutil.rmtree(self.files.scoring, ignore_errors=True)
                         if self.save_final_model is not None:
+                            _maybe_fault("before_final_model", round)
                             self.save_final_model()
                     break
                 round += 1

@@ -98,13 +98,27 @@ def _check_strategy_args(cls: type[Strategy], kwargs: dict[str, Any]) -> None:
     if not issubclass(cls, _Wrapper):
         check_kwargs(cls, kwargs, what)
         return
+    def named(fn: Any) -> list[str]:
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds and n != "self"]
+
     params = inspect.signature(cls.__init__).parameters
-    own = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    own = named(cls.__init__)
     leftovers = {k: v for k, v in kwargs.items() if k not in own}
     base = kwargs.get("base", params["base"].default if "base" in params else None)
-    if leftovers and isinstance(base, (str, type)):
-        base_cls = _resolve(base)
-        check_kwargs(base_cls, leftovers, f"{what} (passed on to its base {getattr(base_cls, 'name', base)})")
+    if not leftovers or not isinstance(base, (str, type)):
+        return
+    base_cls = _resolve(base)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(base_cls.__init__).parameters.values()):
+        return  # a base that takes anything (itself a wrapper): it checks its own
+    accepted = sorted(set(own + named(base_cls.__init__)) - {"model"})
+
+    def both(**given: Any) -> None: ...
+
+    both.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in accepted]
+    )
+    check_kwargs(both, leftovers, f"{what} (with base {getattr(base_cls, 'name', base)})")
 
 
 class _SubPool:

@@ -191,7 +191,7 @@ class HubRevisions(LocalRevisions):
         msg = f"Could not {what} for '{self.repo_id}' after {attempts} attempt(s) ({detail})."
         if kind == "auth":
             msg += (
-                " The Hub refused the credentials: check token=..., HF_TOKEN or `hf auth login`, "
+                " The Hub refused the credentials: check the token argument, HF_TOKEN or `hf auth login`, "
                 "and that the token may write to this namespace."
             )
         if kind == "offline":
