@@ -52,6 +52,15 @@ def _yaml_value(text: str) -> Any:
 _yaml_value.__name__ = "YAML"  # argparse names the type in its message
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors end in one line too, naming the option, the value and where to look."""
+
+    def error(self, message: str) -> Any:  # noqa: D102 - argparse's hook
+        from energizer_hf.scrub import scrub
+
+        self.exit(2, scrub(f"energizer-hf: error: ArgumentError: {message} (see `{self.prog} --help`).\n"))
+
+
 class _RoundTracker:
     """A loop callback telling the failure frame which round runs (for Ctrl-C)."""
 
@@ -68,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from energizer_hf.run import LEGACY_CONFIG_NAMES
 
     statuses = "; ".join(f"{code}: {what}" for code, what in EXIT_STATUSES.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="energizer-hf",
         description="Active learning for Hugging Face models.",
         epilog=f"Exit statuses: {statuses}.",

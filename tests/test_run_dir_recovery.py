@@ -281,3 +281,25 @@ def world_yaml(demo_data, demo_tokenizer, tiny_bert_config):
         return path, run_dir
 
     return make
+
+
+def test_ctrl_c_during_a_fit_says_where_and_exits_130(tmp_path, world_yaml):
+    """Lightning turns Ctrl-C into exit(1) with no word; the CLI says where it stopped."""
+    config, run_dir = world_yaml(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "energizer_hf", "run", str(config), "--max-epochs", "400"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 240
+    state = run_dir / "pool" / "label_state.npy"
+    while time.time() < deadline and proc.poll() is None and not state.exists():
+        time.sleep(0.05)
+    time.sleep(2.0)  # inside round 0's fit (400 epochs)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        "energizer-hf: error: Interrupted: stopped at round 0; re-run the same command to resume."
+    ), err[-3000:]
+    assert "Traceback" not in err
