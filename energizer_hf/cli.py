@@ -232,6 +232,7 @@ def _annotate(args: argparse.Namespace, frame: Any) -> int:
     from energizer_hf.oracles.base import AWAITING_ANNOTATIONS
     from energizer_hf.oracles.label_studio import LabelStudioOracle
     from energizer_hf.run import RunDir
+    from energizer_hf.utils import progress_enabled
 
     files = RunDir(args.run_dir)
     run_dir = files.root
@@ -242,7 +243,7 @@ def _annotate(args: argparse.Namespace, frame: Any) -> int:
             "a LabelStudioOracle (its config.yaml is written when the run stops)."
         )
     config = dataclasses.replace(
-        RunConfig.from_yaml(config_file), run_dir=str(run_dir), progress=not args.no_progress
+        RunConfig.from_yaml(config_file), run_dir=str(run_dir), progress=False if args.no_progress else None
     )
     if config.dataset is None and not config.data_files:
         raise EnergizerError(
@@ -251,7 +252,8 @@ def _annotate(args: argparse.Namespace, frame: Any) -> int:
         )
     # the run binds the oracle to its pool, texts and model (nothing is given twice)
     oracle = LabelStudioOracle.from_run_dir(
-        run_dir, wait="block" if args.wait else "async", timeout=args.timeout, progress=not args.no_progress
+        run_dir, wait="block" if args.wait else "async", timeout=args.timeout,
+        progress=False if args.no_progress else progress_enabled(None),
     )
     results = ActiveLearner(config, oracle=oracle, callbacks=[_RoundTracker(frame)]).collect(partial=args.partial)
     print(results.to_table())
@@ -331,6 +333,9 @@ def _plot_curve(results: Any, config: Any, metric: str, path: Any) -> Any:
     except ImportError as err:  # matplotlib is optional
         print(f"(no plot: {err})")
         return None
+    except OSError as err:  # a finished run shown from a read-only directory
+        print(f"(no plot: {err.strerror or err})")
+        return None
 
 
 def _strategies() -> int:
@@ -403,7 +408,7 @@ def _dispatch(args: argparse.Namespace, frame: Any) -> int:
             rounds=args.rounds,
             query_size=args.query_size,
             seed=args.seed,
-            progress=not args.no_progress,
+            progress=False if args.no_progress else None,  # default: only on a terminal
         )
         return 0
     if args.command == "strategies":

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -956,12 +957,15 @@ class ActiveLearner:
         with RunLock(files.lock, allow_read_only=True) as lock:
             if lock.read_only:
                 return _show_read_only(files)
-            if self.config.overwrite and self.loop is None:
+            writer = lock.rank == 0  # the other ranks of a multi-process job only read
+            if self.config.overwrite and self.loop is None and writer:
                 clear_run_dir(files)
-            loop = self.loop or self.setup()
-            # `energizer-hf annotate RUN_DIR` and `check` read it, even after a crash
-            config_text = _yaml_dump(self.config.to_dict()).encode()
-            atomic_write_bytes(files.config_yaml, config_text)
+            from energizer_hf.utils import progress_enabled
+
+            with _hf_progress_bars(progress_enabled(self.config.progress)):  # "Loading weights"
+                loop = self.loop or self.setup()
+            if writer:  # `energizer-hf annotate RUN_DIR` and `check` read it, even after a crash
+                atomic_write_bytes(files.config_yaml, _yaml_dump(self.config.to_dict()).encode())
             return loop.run()
 
     def _save_final_model(self) -> None:
@@ -1013,6 +1017,21 @@ class ActiveLearner:
         if partial and isinstance(self.oracle, OracleBase):
             self.oracle.close_round()  # one-shot: used by the first round it asks for
         return self.run()
+
+
+@contextlib.contextmanager
+def _hf_progress_bars(show: bool) -> Any:
+    """transformers' own progress bars follow ``progress`` while the model loads."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    if enabled and not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled and not show:
+            hf_logging.enable_progress_bar()
 
 
 def clear_run_dir(files: RunDir) -> None:

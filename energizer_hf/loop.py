@@ -407,7 +407,7 @@ class ActiveLoop:
                 return RoundResults(self.records)
             self._redo_last_round()
         start_round = self._resume()
-        if self.records:
+        if records:  # recorded rounds before this session (a finished run may be extended)
             total = f" of {s.max_rounds}" if s.max_rounds is not None else ""
             _say(
                 f"{self.run_dir}: resuming at round {start_round}{total} "
@@ -494,8 +494,8 @@ class ActiveLoop:
         the missing revisions now (each store writes the rounds it lacks)."""
         if not (self.is_writer and self.stores and self.records):
             return
-        last = int(self.records[-1]["round"])
-        if last in self.files.local_rounds():
+        recorded = {int(r["round"]) for r in self.records}
+        if recorded <= set(self.files.local_rounds()):
             return
         info = self.run_info()
         for store in self.stores:
