@@ -965,7 +965,9 @@ class ActiveLearner:
             with _hf_progress_bars(progress_enabled(self.config.progress)):  # "Loading weights"
                 loop = self.loop or self.setup()
             if writer:  # `energizer-hf annotate RUN_DIR` and `check` read it, even after a crash
-                atomic_write_bytes(files.config_yaml, _yaml_dump(self.config.to_dict()).encode())
+                # (never `overwrite: true`: rebuilding the run from it must not wipe it)
+                kept = {**self.config.to_dict(), "overwrite": False}
+                atomic_write_bytes(files.config_yaml, _yaml_dump(kept).encode())
             return loop.run()
 
     def _save_final_model(self) -> None:

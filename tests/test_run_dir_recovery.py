@@ -200,6 +200,9 @@ def test_execution_settings_may_change_on_resume(tmp_path, world_yaml, capsys):
     # --overwrite starts anew
     assert main(["run", str(config), "--max-rounds", "0", "--overwrite"]) == 0
     assert len((run_dir / "rounds.jsonl").read_text().splitlines()) == 1
+    import yaml
+
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["overwrite"] is False  # annotate keeps it
 
 
 def test_without_final_model(tmp_path, world_yaml, capsys):
