@@ -1,8 +1,9 @@
 """energizer_hf: active learning for the Hugging Face ecosystem.
 
-The headline classes of the HF-native path (``ActiveLearner``, ``RunConfig``, the strategy
-and oracle bases, ``RoundStore``) are imported on first use (PEP 562), so that
-``import energizer_hf`` does not load the learner, the Hub client code or Label Studio's.
+Every public class (``ActiveLearner``, ``RunConfig``, the seed API's ``Trainer``, the pool,
+the strategy and oracle bases, ``RoundStore``) is imported on first use (PEP 562), so that
+``import energizer_hf`` (and ``energizer-hf --help``) loads neither torch nor Lightning,
+the Hub client or Label Studio's; only the named errors are imported eagerly.
 """
 
 from typing import Any
@@ -20,26 +21,32 @@ from energizer_hf.errors import (
     PoolExhaustedWarning,
     UnknownStrategyError,
 )
-from energizer_hf.loop import ActiveLoop, LoopSettings
-from energizer_hf.oracles import CallableOracle, Oracle, SimulatedOracle
-from energizer_hf.pool import ActivePool
-from energizer_hf.results import RoundResults, plot_learning_curves
-from energizer_hf.scoring import QueryContext, RunningTopK
-from energizer_hf.trainer import ActiveDataModule, Trainer
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first attribute access
 _LAZY = {
     "AccumulatorStrategy": "energizer_hf.query_strategies",
+    "ActiveDataModule": "energizer_hf.trainer",
     "ActiveLearner": "energizer_hf.learner",
+    "ActiveLoop": "energizer_hf.loop",
+    "ActivePool": "energizer_hf.pool",
+    "CallableOracle": "energizer_hf.oracles",
     "LabelStudioOracle": "energizer_hf.oracles",
+    "LoopSettings": "energizer_hf.loop",
+    "Oracle": "energizer_hf.oracles",
     "PoolScorer": "energizer_hf.scoring",
+    "QueryContext": "energizer_hf.scoring",
+    "RoundResults": "energizer_hf.results",
     "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
+    "RunningTopK": "energizer_hf.scoring",
+    "SimulatedOracle": "energizer_hf.oracles",
     "Strategy": "energizer_hf.query_strategies",
+    "Trainer": "energizer_hf.trainer",
     "WidgetOracle": "energizer_hf.oracles",
     "available_strategies": "energizer_hf.query_strategies",
+    "plot_learning_curves": "energizer_hf.results",
     "register_strategy": "energizer_hf.query_strategies",
 }
 

@@ -137,7 +137,7 @@ def run_demo(
     query_size: int = 20,
     initial_size: int = 20,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     echo: Any = print,
 ) -> dict[str, Any]:
     """Run each strategy on the demo data, print the learning curves and save a plot.

@@ -58,6 +58,30 @@ class KeepBestWeights(pl.Callback):
             pl_module.load_state_dict(self.best_state)
 
 
+
+@contextmanager
+def _interrupt_as_keyboard_interrupt(trainer: pl.Trainer) -> Any:
+    """Ctrl-C during a Lightning call stays a ``KeyboardInterrupt``.
+
+    Lightning catches it, ignores SIGINT from then on and calls ``sys.exit(1)``: a run
+    would end with status 1 and no word. Here the interruption is raised again (the
+    command line turns it into one line and status 130) and the SIGINT handler restored.
+    """
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    except SystemExit:
+        if getattr(trainer, "interrupted", False):
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if main and handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
+
 @contextmanager
 def _quiet_lightning(enabled: bool):
     """Silence Lightning's per-Trainer info lines and small-data warnings."""
@@ -248,7 +272,7 @@ class LightningBackend:
         self._apply_class_weights(pool.labels[ids])
         self._set_phase(round, "fit")
         trainer = self._trainer(overrides, extra)
-        with _quiet_lightning(self.quiet):
+        with _quiet_lightning(self.quiet), _interrupt_as_keyboard_interrupt(trainer):
             trainer.fit(self.model, train_dataloaders=train, val_dataloaders=val)
         out = {}
         for key, value in trainer.callback_metrics.items():
@@ -268,7 +292,7 @@ class LightningBackend:
         loader = self.data.test_loader()
         self._set_phase(round, "test")
         trainer = self._trainer()
-        with _quiet_lightning(self.quiet):
+        with _quiet_lightning(self.quiet), _interrupt_as_keyboard_interrupt(trainer):
             results = trainer.test(self.model, dataloaders=loader, verbose=False)
         out: dict[str, float] = {}
         for res in results:

@@ -53,9 +53,17 @@ from energizer_hf.errors import (
     RunIntegrityError,
     RunStateMismatchError,
 )
+from energizer_hf.run import RunDir
 from energizer_hf.utils import atomic_save_npy, atomic_write_json, repair_jsonl_tail, scan_jsonl
 
-__all__ = ["IntegrityReport", "Problem", "RunFiles", "check_run_files", "read_label_state"]
+__all__ = [
+    "IntegrityReport",
+    "Problem",
+    "RunFiles",
+    "check_run_files",
+    "read_label_state",
+    "saves_final_model",
+]
 
 Severity = Literal["error", "warning", "info"]
 _ROUND_DIR = re.compile(r"^round-(\d{3,})$")
@@ -94,6 +102,48 @@ class RunFiles:
     revisions: Path | None = None
     final_model: Path | None = None
     cache: Path | None = None
+
+    @classmethod
+    def of(cls, run_dir: str | os.PathLike | RunDir, *, final_model: bool | None = None) -> RunFiles:
+        """The files of a run directory as `RunDir` names them.
+
+        Args:
+            run_dir: the run directory.
+            final_model: whether the run saves ``final_model/`` (then a finished run without
+                one is reported); ``None``: as the run says (`saves_final_model`).
+        """
+        files = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        if final_model is None:
+            final_model = saves_final_model(files)
+        return cls(
+            root=files.root,
+            records=files.rounds,
+            label_state=files.label_state,
+            pool_meta=files.pool_meta,
+            run_info=files.run_file,
+            revisions=files.revisions,
+            final_model=files.final_model if final_model else None,
+            cache=files.cache,
+        )
+
+
+def saves_final_model(files: RunDir) -> bool:
+    """Whether a run keeps ``final_model/``: ``save_final_model`` of its ``config.yaml``
+    when it has one, else what ``run.json`` says (``info.final_model``; runs made before it
+    was recorded: yes)."""
+    try:
+        import yaml
+
+        if files.config_yaml.is_file():
+            config = yaml.safe_load(files.config_yaml.read_text(encoding="utf-8")) or {}
+            if isinstance(config, dict) and "save_final_model" in config:
+                return config["save_final_model"] is not False
+        if files.run_file.is_file():
+            info = json.loads(files.run_file.read_text(encoding="utf-8")).get("info") or {}
+            return info.get("final_model", True) is not False
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        pass
+    return True
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -16,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -26,21 +27,15 @@ from energizer_hf.errors import (
     EnergizerError,
     LabelMismatchError,
 )
-from energizer_hf.loop import ActiveLoop, LoopSettings
-from energizer_hf.oracles.base import Oracle, OracleBase, SimulatedOracle
-from energizer_hf.pool import ActivePool
-from energizer_hf.query_strategies.base import Strategy
-from energizer_hf.query_strategies.registry import get_strategy_class
-from energizer_hf.results import RoundResults
-from energizer_hf.revisions import (
-    HubRevisions,
-    PushResult,
-    ensure_round_stores,
-    restore_from_revision,
-    save_final_model,
-    split_stores,
-)
 from energizer_hf.run import LEGACY_CONFIG_NAMES, RunDir, RunInfo, check_one_name_each
+
+if TYPE_CHECKING:  # imported where used: `import energizer_hf.learner` (RunConfig, the CLI)
+    # must not load torch or Lightning
+    from energizer_hf.loop import ActiveLoop
+    from energizer_hf.oracles.base import Oracle
+    from energizer_hf.query_strategies.base import Strategy
+    from energizer_hf.results import RoundResults
+    from energizer_hf.revisions import HubRevisions, PushResult
 
 __all__ = ["ActiveLearner", "RunConfig", "encode_labels", "encode_with_names", "load_data"]
 
@@ -54,11 +49,18 @@ _UNSET: Any = _Unset()
 
 log = logging.getLogger(__name__)
 
-# Fields that do not change what a run computes: they may differ when resuming.
-_NON_SEMANTIC = {
-    "run_dir", "progress", "num_workers", "eval_batch_size", "max_rounds", "total_budget",
-    "hub_repo_id", "hub_branch", "hub_private", "pool_max_tokens", "scoring_precision",
-}
+# The settings that only change how a run runs, not what it computes (or how far it goes):
+# they may change when a run is resumed. Every other field defines the experiment and is
+# compared with run.json on resume (see docs/run_directories.md).
+EXECUTION_FIELDS = frozenset({
+    "run_dir", "overwrite", "progress", "num_workers", "batch_size", "eval_batch_size",
+    "pool_max_tokens", "scoring_precision", "precision", "accelerator", "devices",
+    "lightning_strategy", "gradient_checkpointing", "save_final_model", "hub_repo_id",
+    "hub_branch", "hub_private", "encoding",
+})
+# How far a run goes: more rounds or a larger budget extend a finished run.
+EXTENT_FIELDS = frozenset({"max_rounds", "total_budget"})
+_NON_SEMANTIC = EXECUTION_FIELDS | EXTENT_FIELDS
 # The fit before the size-dependent schedule (energizer_hf <= 0.1.0): pass these to
 # ActiveLearner / RunConfig to get it back.
 OLD_FIT_DEFAULTS = {
@@ -158,7 +160,10 @@ class RunConfig:
     precision: str = field(default="32-true", metadata={"help": "Lightning precision, e.g. bf16-mixed."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     run_dir: str = field(default="runs/energizer", metadata={"help": "Run directory (resumed if it exists)."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    progress: bool | None = field(
+        default=None,
+        metadata={"help": "Show progress bars (default: only when the output is a terminal, not in logs)."},
+    )
     stopping_criteria: list[Any] | None = field(
         default=None,
         metadata={"help": "Stopping criteria: names or {name: ..., params}, e.g. [{name: kappa_average, "
@@ -185,6 +190,19 @@ class RunConfig:
     )
     hub_branch: str = field(default="energizer-run", metadata={"help": "Branch of hub_repo_id for the round commits."})
     hub_private: bool = field(default=True, metadata={"help": "Create hub_repo_id as a private repository."})
+    on_missing: Literal["error", "drop"] = field(
+        default="error",
+        metadata={"help": "Rows with a missing (None, NaN, empty) text or label: 'error' refuses the data, "
+                  "'drop' drops them and says how many."},
+    )
+    encoding: str = field(default="utf-8", metadata={"help": "Text encoding of local CSV/TSV/JSON data files."})
+    save_final_model: bool = field(
+        default=True, metadata={"help": "Save the model trained on the final labelled set in run_dir/final_model."}
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Delete what run_dir holds and start the run anew (default: resume it)."},
+    )
     resume_from: str | None = field(
         default=None,
         metadata={"help": "Start from a stored round: a run dir, its revisions/ or a round dir, or a Hub "
@@ -216,10 +234,15 @@ class RunConfig:
     stopping: InitVar[list[Any] | None] = _UNSET
 
     def __post_init__(self, rounds: Any = _UNSET, stopping: Any = _UNSET) -> None:
+        from energizer_hf.config_types import coerce_dataclass, single_split_files
+
         if rounds is not _UNSET:
             self.max_rounds = rounds
         if stopping is not _UNSET:
             self.stopping_criteria = stopping
+        # every value is checked and coerced once, however it came (YAML, the command line,
+        # Python): numbers from numeric strings, booleans from the usual spellings
+        coerce_dataclass(self, source="RunConfig", hooks={"data_files": single_split_files})
         if self.test_split == "":
             self.test_split = None
         for name in ("query_size", "max_epochs", "batch_size", "eval_batch_size", "max_length"):
@@ -269,26 +292,40 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> RunConfig:
         """A configuration from a mapping (the old names ``rounds`` and ``stopping`` are
-        read as ``max_rounds`` and ``stopping_criteria``)."""
-        known = {f.name for f in dataclasses.fields(cls)} | set(LEGACY_CONFIG_NAMES)
-        unknown = sorted(set(data) - known)
+        read as ``max_rounds`` and ``stopping_criteria``).
+
+        Raises:
+            ConfigError: unknown fields (with the closest name) and values of the wrong
+                type, every one named in one message.
+        """
+        from energizer_hf.config_types import coerce_fields, single_split_files
+
         check_one_name_each(data)
-        if unknown:
-            raise EnergizerError(
-                f"Unknown configuration fields: {', '.join(unknown)}. Known fields: {', '.join(sorted(known))}."
-            )
-        return cls(**data)
+        data = {LEGACY_CONFIG_NAMES.get(k, k): v for k, v in data.items()}
+        values = coerce_fields(
+            cls, data, source=source or "RunConfig", hooks={"data_files": single_split_files}
+        )
+        return cls(**values)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> RunConfig:
-        import yaml
+        """A configuration from a YAML file of ``field: value`` lines.
 
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise EnergizerError(f"{path} must hold a mapping of configuration fields.")
-        return cls.from_dict(data)
+        Raises:
+            ConfigFileError: the file is missing, not UTF-8 or not valid YAML (line and
+                column named), or holds a key twice.
+            ConfigError: unknown fields or values of the wrong type.
+        """
+        from energizer_hf.config_types import load_yaml_mapping
+
+        return cls.from_dict(load_yaml_mapping(path), source=str(path))
+
+    def experiment(self) -> dict[str, Any]:
+        """The fields that define the experiment (compared with ``run.json`` on resume);
+        the others (:data:`EXECUTION_FIELDS`, ``max_rounds``, ``total_budget``) may change."""
+        return {k: v for k, v in self.to_dict().items() if k not in _NON_SEMANTIC}
 
     def to_yaml(self, path: str | os.PathLike) -> None:
         import yaml
@@ -300,13 +337,37 @@ class RunConfig:
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
+def _file_kwargs(ext: str, encoding: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if ext == ".tsv" else {}
+    if ext in (".csv", ".tsv", ".json", ".jsonl"):
+        kwargs["encoding"] = encoding
+    return kwargs
+
+
+def _check_local_file(path: str | os.PathLike, encoding: str) -> None:
+    """A data file must exist and (text formats) be readable in ``encoding``."""
+    from energizer_hf.checks import check_path_exists, check_text_encoding
+
+    check_path_exists(path, "data file")
+    if Path(path).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
+        check_text_encoding(path, encoding)
+
+
 def load_data(
     dataset: str | None,
     dataset_config: str | None = None,
     data_files: dict[str, str] | None = None,
+    *,
+    encoding: str = "utf-8",
 ) -> Any:
     """Load a ``DatasetDict`` from a hub name, a local file, a split→file mapping or a
-    ``save_to_disk`` directory."""
+    ``save_to_disk`` directory.
+
+    Raises:
+        PathNotFoundError: a local file that does not exist (not a malformed Hub id).
+        DataEncodingError: a text file with bytes that are not ``encoding`` (line and
+            column named).
+    """
     import datasets
 
     if data_files:
@@ -315,9 +376,12 @@ def load_data(
             raise EnergizerError(
                 f"data_files must all be CSV, TSV, JSON(L) or parquet files of one kind, got {sorted(exts)}."
             )
+        for f in data_files.values():
+            _check_local_file(f, encoding)
         ext = next(iter(exts))
-        kwargs = {"delimiter": "\t"} if ext == ".tsv" else {}
-        return datasets.load_dataset(_FILE_BUILDERS[ext], data_files=dict(data_files), **kwargs)
+        return datasets.load_dataset(
+            _FILE_BUILDERS[ext], data_files=dict(data_files), **_file_kwargs(ext, encoding)
+        )
     if not dataset:
         raise EnergizerError("No dataset given: set `dataset` (a hub name or a local path) or `data_files`.")
     path = Path(dataset)
@@ -331,9 +395,26 @@ def load_data(
             raise EnergizerError(
                 f"Cannot read '{path}': use a .csv, .tsv, .json, .jsonl or .parquet file, or a save_to_disk directory."
             )
-        kwargs = {"delimiter": "\t"} if ext == ".tsv" else {}
-        return datasets.load_dataset(_FILE_BUILDERS[ext], data_files={"train": str(path)}, **kwargs)
-    return datasets.load_dataset(dataset, dataset_config)
+        _check_local_file(path, encoding)
+        return datasets.load_dataset(
+            _FILE_BUILDERS[ext], data_files={"train": str(path)}, **_file_kwargs(ext, encoding)
+        )
+    from energizer_hf.checks import _looks_like_path, check_path_exists
+
+    if _looks_like_path(dataset):  # a local path with a typo, not a Hub id
+        check_path_exists(dataset, "dataset")
+    try:
+        return datasets.load_dataset(dataset, dataset_config)
+    except Exception as err:
+        from energizer_hf.scrub import scrub
+
+        text = f"{err}"
+        if scrub(text) != text or scrub(dataset) != dataset:  # a token pasted into the name/URL
+            raise EnergizerError(
+                f"Could not load the dataset {scrub(dataset)!r}: {type(err).__name__}: {scrub(text)} "
+                "(credentials masked: give tokens through HF_TOKEN or `hf auth login`, not in the name)."
+            ) from None
+        raise
 
 
 def encode_labels(
@@ -344,11 +425,17 @@ def encode_labels(
     Returns ``(names, pool_ids, test_ids)``.
 
     Raises:
-        LabelMismatchError: a test label that never occurs in the pool, or missing labels.
+        ClassNotInPoolError: a test class that never occurs in the pool (a
+            :class:`~energizer_hf.errors.LabelMismatchError`).
+        LabelMismatchError: missing labels.
     """
     names_from_feature = getattr(feature, "names", None)
     pool = np.asarray(pool_labels)
     test = None if test_labels is None else np.asarray(test_labels)
+    if test is not None and not (pool.dtype == object and any(v is None for v in pool.tolist())):
+        from energizer_hf.checks import check_test_classes
+
+        check_test_classes(pool, test, names=names_from_feature)
     for arr, where in ((pool, "pool"), (test, "test split")):
         if arr is not None and arr.dtype == object and any(v is None for v in arr.tolist()):
             raise LabelMismatchError(
@@ -465,6 +552,8 @@ class ActiveLearner:
         **overrides: Any,
     ) -> None:
         from energizer_hf.controls import closest, split_callbacks, trainer_argument_names
+        from energizer_hf.query_strategies.base import Strategy
+        from energizer_hf.query_strategies.registry import get_strategy_class
 
         config = config or RunConfig()
         check_one_name_each(overrides)
@@ -540,7 +629,7 @@ class ActiveLearner:
         cfg = self.config
         data = self._dataset
         if data is None:
-            data = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files)
+            data = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files, encoding=cfg.encoding)
         if isinstance(data, datasets.Dataset):
             pool_ds, test_ds = data, None
         elif isinstance(data, (datasets.DatasetDict, dict)):
@@ -576,21 +665,67 @@ class ActiveLearner:
                     f"The {name} split has no column {', '.join(repr(m) for m in missing)}; its columns "
                     f"are: {', '.join(cols)}. Set text_column / label_column accordingly."
                 )
+        pool_ds = self._checked_split(pool_ds, f"the pool split '{cfg.train_split}'", labels=self.oracle is None)
+        if test_ds is not None:
+            test_ds = self._checked_split(test_ds, f"the test split '{cfg.test_split}'", labels=True)
         return pool_ds, test_ds
+
+    def _checked_split(self, ds: Any, where: str, *, labels: bool) -> Any:
+        """Missing texts/labels refused or dropped (``on_missing``), label values that
+        cannot be classes refused, integral float labels (an integer column with NaN read
+        by pandas) cast to integers."""
+        from energizer_hf.checks import check_label_values, check_missing
+
+        cfg = self.config
+        names = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+        has_labels = labels and cfg.label_column in ds.column_names
+        if has_labels:
+            names.append(cfg.label_column)
+        table = ds.with_format("arrow")[:]
+        report = check_missing({n: table.column(n) for n in names}, on_missing=cfg.on_missing, where=where)
+        if report.keep is not None:
+            ds = ds.select(report.keep)
+            table = ds.with_format("arrow")[:]
+        if has_labels:
+            check_label_values(table.column(cfg.label_column), where=where, column=cfg.label_column)
+            import pyarrow as pa
+
+            if pa.types.is_floating(table.column(cfg.label_column).type):
+                ds = ds.cast_column(cfg.label_column, datasets_value("int64"))
+        return ds
 
     def setup(self) -> ActiveLoop:
         """Load data, model and tokenizer, tokenize (cached), and build the loop."""
         from transformers import AutoTokenizer, DataCollatorWithPadding
 
+        from energizer_hf.checks import check_model_source, check_tokenizer_files, check_vocab_fits
+        from energizer_hf.config_types import check_runtime
         from energizer_hf.controls import NON_SEMANTIC_TRAINER_KWARGS
         from energizer_hf.data import HFDataAdapter
         from energizer_hf.fitting import LightningBackend
+        from energizer_hf.loop import ActiveLoop, LoopSettings
         from energizer_hf.model import HFSequenceClassifier
+        from energizer_hf.oracles.base import SimulatedOracle
+        from energizer_hf.pool import ActivePool
+        from energizer_hf.revisions import ensure_round_stores, restore_from_revision, split_stores
         from energizer_hf.stopping import criteria_from_config
-        from energizer_hf.utils import seed_everything
+        from energizer_hf.utils import progress_enabled, seed_everything
 
         cfg = self.config
         files = RunDir(cfg.run_dir)
+        progress = progress_enabled(cfg.progress)
+        # before any work: the machine can run these settings, the model and tokenizer exist
+        user_kwargs = cfg.trainer_kwargs or {}
+        check_runtime(
+            user_kwargs.get("precision", cfg.precision),
+            user_kwargs.get("accelerator", cfg.accelerator),
+            user_kwargs.get("devices", cfg.devices),
+        )
+        model_dir = check_model_source(cfg.model) if self._model is None else None
+        if cfg.tokenizer:
+            check_model_source(cfg.tokenizer, "tokenizer")
+        elif self._tokenizer is None and model_dir is not None:
+            check_tokenizer_files(model_dir)
         pool_ds, test_ds = self._splits()
 
         # labels
@@ -636,6 +771,11 @@ class ActiveLearner:
         if model_spec is None:
             raise EnergizerError("No model given: set `model` to a hub id or a local directory.")
         _check_pretrained_num_labels(model_spec, len(names))
+        head_source = _model_config(model_spec, model_dir)
+        if head_source is not None:  # a model type without a sequence-classification head
+            from energizer_hf.checks import check_sequence_classification
+
+            check_sequence_classification(head_source, source=model_spec if isinstance(model_spec, str) else None)
         # ---- task-adaptive pre-training (energizer_hf.selfsup.tapt): the run starts from
         # the adapted encoder; its head is still fresh, as without TAPT
         self.tapt = None
@@ -646,7 +786,7 @@ class ActiveLearner:
                 model_spec, tokenizer, pool_ds, TAPTConfig.from_settings(cfg.tapt_steps, cfg.tapt_args),
                 run_cache=files.cache, tokenizer_identity=_tokenizer_identity(tokenizer),
                 text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
-                max_length=cfg.max_length, accelerator=cfg.accelerator, progress=cfg.progress,
+                max_length=cfg.max_length, accelerator=cfg.accelerator, progress=progress,
             )
             model_spec = adapted_model_spec(model_spec, self.tapt.path)
         # ----
@@ -664,6 +804,7 @@ class ActiveLearner:
             gradient_checkpointing=cfg.gradient_checkpointing,
             freeze_embeddings=cfg.freeze_embeddings,
         )
+        check_vocab_fits(tokenizer, module.model)
 
         trainer_kwargs = self._trainer_kwargs(files)
         devices = trainer_kwargs.get("devices", 1)
@@ -721,7 +862,7 @@ class ActiveLearner:
             schedule=cfg.fit_schedule(),
             early_stopping_patience=cfg.early_stopping_patience,
             class_weights=cfg.class_weights,
-            fit_progress=cfg.progress and not trainer_kwargs.get("enable_progress_bar", False),
+            fit_progress=progress and not trainer_kwargs.get("enable_progress_bar", False),
         )
         settings = LoopSettings(
             query_size=cfg.query_size,
@@ -791,9 +932,10 @@ class ActiveLearner:
             stratify_labels=pool_labels,
             callbacks=callbacks,
             stores=stores,
-            progress=cfg.progress,
+            progress=progress,
             start_from_labels=bool(cfg.resume_from),
             self_training=self_training,
+            save_final_model=self._save_final_model if cfg.save_final_model else None,
         )
         self.module = strategy.model
         self.strategy = strategy
@@ -837,6 +979,7 @@ class ActiveLearner:
 
     def _tokenize(self, ds: Any, tokenizer: Any, cache_file: Path) -> Any:
         from energizer_hf.data import tokenize_dataset
+        from energizer_hf.utils import progress_enabled
 
         cfg = self.config
         return tokenize_dataset(
@@ -846,22 +989,49 @@ class ActiveLearner:
             text_pair_column=cfg.text_pair_column,
             max_length=cfg.max_length,
             cache_file=str(cache_file),
-            progress=cfg.progress,
+            progress=progress_enabled(cfg.progress),
         )
 
     def run(self) -> RoundResults:
-        """Run (or resume) the rounds and return their results."""
-        loop = self.loop or self.setup()
-        files = loop.files
-        was_complete = files.is_complete()
-        if loop.oracle.keeps_round:  # people label (Label Studio):
-            # `energizer-hf annotate RUN_DIR` rebuilds the run from it, even after a crash
-            files.config_yaml.write_text(_yaml_dump(self.config.to_dict()))
-        results = loop.run()
-        files.config_yaml.write_text(_yaml_dump(self.config.to_dict()))
-        if not was_complete:  # the model was trained here: keep it for `energizer-hf push`
-            save_final_model(files.root, self.module.model, self.tokenizer)
-        return results
+        """Run (or resume) the rounds and return their results.
+
+        The run holds its directory's lock from set-up to the final model; the directory is
+        checked (and safely repaired) first. A finished run is shown from a read-only
+        directory without writing anything.
+
+        Raises:
+            RunLockedError: another process runs on ``run_dir`` (it is named).
+            RunDirError: ``run_dir`` is a file, or cannot be written (and the run is not
+                finished), or ``overwrite`` names a folder that is not a run directory.
+            RunIntegrityError: the run directory's files disagree (what and how to repair).
+        """
+        from energizer_hf.checks import check_run_dir
+        from energizer_hf.runlock import RunLock
+        from energizer_hf.utils import atomic_write_bytes
+
+        files = RunDir(self.config.run_dir)
+        check_run_dir(files.root, write=False)
+        with RunLock(files.lock, allow_read_only=True) as lock:
+            if lock.read_only:
+                return _show_read_only(files)
+            writer = lock.rank == 0  # the other ranks of a multi-process job only read
+            if self.config.overwrite and self.loop is None and writer:
+                clear_run_dir(files)
+            from energizer_hf.utils import progress_enabled
+
+            with _hf_progress_bars(progress_enabled(self.config.progress)):  # "Loading weights"
+                loop = self.loop or self.setup()
+            if writer:  # `energizer-hf annotate RUN_DIR` and `check` read it, even after a crash
+                # (never `overwrite: true`: rebuilding the run from it must not wipe it)
+                kept = {**self.config.to_dict(), "overwrite": False}
+                atomic_write_bytes(files.config_yaml, _yaml_dump(kept).encode())
+            return loop.run()
+
+    def _save_final_model(self) -> None:
+        """Keep the model trained on the final labelled set (``final_model/``)."""
+        from energizer_hf.revisions import save_final_model
+
+        save_final_model(RunDir(self.config.run_dir).root, self.module.model, self.tokenizer)
 
     def run_info(self) -> RunInfo:
         """The run as it stands (:class:`~energizer_hf.run.RunInfo`): cards, pushes and
@@ -901,9 +1071,93 @@ class ActiveLearner:
         again at once when the round is not fully annotated yet). ``partial=True`` closes
         the waiting round with what is annotated now (the rest goes back to the pool).
         """
+        from energizer_hf.oracles.base import OracleBase
+
         if partial and isinstance(self.oracle, OracleBase):
             self.oracle.close_round()  # one-shot: used by the first round it asks for
         return self.run()
+
+
+@contextlib.contextmanager
+def _hf_progress_bars(show: bool) -> Any:
+    """transformers' own progress bars follow ``progress`` while the model loads."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    if enabled and not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled and not show:
+            hf_logging.enable_progress_bar()
+
+
+def clear_run_dir(files: RunDir) -> None:
+    """Delete what a run directory holds (``overwrite``), its lock files excepted.
+
+    Raises:
+        RunDirError: the folder holds files but is not a run directory (no ``run.json``,
+            ``rounds.jsonl`` or ``pool/``): nothing is deleted.
+    """
+    import shutil
+
+    from energizer_hf.errors import RunDirError
+
+    root = files.root
+    if not root.is_dir():
+        return
+    keep = {files.lock.name, files.lock.name + ".json"}
+    entries = [p for p in root.iterdir() if p.name not in keep]
+    if not entries:
+        return
+    if not (files.run_file.exists() or files.rounds.exists() or files.pool.exists()):
+        raise RunDirError(
+            f"overwrite: '{root}' is not a run directory (it has no run.json, rounds.jsonl or pool/), "
+            "so nothing was deleted: choose an empty or new run_dir."
+        )
+    _say(f"{root}: overwrite: deleting the previous run.")
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _show_read_only(files: RunDir) -> Any:
+    """A finished run on a read-only directory: its records, nothing written.
+
+    Raises:
+        RunDirError: the run is not finished (it cannot go on without writing).
+    """
+    from energizer_hf.errors import RunDirError
+    from energizer_hf.integrity import RunFiles, check_run_files
+    from energizer_hf.results import RoundResults
+
+    report = check_run_files(RunFiles.of(files))
+    report.raise_for_errors()
+    if not report.complete:
+        raise RunDirError(
+            f"run_dir '{files.root}' is read-only and its run is not finished: it cannot go on. "
+            "Make it writable (e.g. chmod -R u+w), or copy it to a folder you can write to."
+        )
+    records = files.read_records()
+    _say(f"{files.root}: already complete ({len(records)} rounds recorded; read-only directory).")
+    return RoundResults(records)
+
+
+def _say(message: str) -> None:
+    import sys
+
+    log.info(message)
+    print(f"energizer_hf: {message}", file=sys.stderr, flush=True)
+
+
+def datasets_value(dtype: str) -> Any:
+    """A ``datasets.Value`` feature (imported when needed)."""
+    import datasets
+
+    return datasets.Value(dtype)
 
 
 def _is_plain(value: Any) -> bool:
@@ -928,6 +1182,23 @@ def _describe_model(model: Any) -> str:
     to_dict = getattr(cfg, "to_dict", None)
     payload = json.dumps(to_dict() if callable(to_dict) else repr(cfg), sort_keys=True, default=str)
     return f"{type(model).__name__}:{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def _model_config(spec: Any, local_dir: Path | None) -> Any:
+    """What tells a model's type: its local directory, its Hub config (``None`` when it
+    cannot be fetched: ``from_pretrained`` reports that), or a config object."""
+    if local_dir is not None:
+        return local_dir
+    if isinstance(spec, str):
+        try:
+            from transformers import AutoConfig
+
+            return AutoConfig.from_pretrained(spec)
+        except Exception:  # noqa: BLE001 - from_pretrained raises its own error later
+            return None
+    from transformers import PretrainedConfig
+
+    return spec if isinstance(spec, PretrainedConfig) else None
 
 
 def _check_pretrained_num_labels(model: Any, num_labels: int) -> None:

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -194,6 +194,14 @@ class ActiveLoop:
             of keeping only the initial set.
         self_training: a :class:`~energizer_hf.selfsup.SelfTraining` step: pseudo-labels
             given to each fit (``before_fit``) and chosen after it (``after_fit``).
+        save_final_model: called (by the writing process) once the run is complete, to keep
+            the model trained on the final labelled set under ``final_model/``; a resumed
+            complete run whose final model is missing refits its last round and calls it.
+            ``None``: the run keeps no final model.
+
+    The run holds the run directory's lock (:class:`~energizer_hf.runlock.RunLock`) from
+    start to end and checks the directory (:func:`~energizer_hf.integrity.check_run_files`,
+    with the safe repairs) before it reads the label state.
     """
 
     def __init__(
@@ -213,6 +221,7 @@ class ActiveLoop:
         progress: bool = True,
         start_from_labels: bool = False,
         self_training: Any = None,
+        save_final_model: Callable[[], Any] | None = None,
     ) -> None:
         self.pool = pool
         self.strategy = strategy
@@ -229,6 +238,7 @@ class ActiveLoop:
         self.progress = progress
         self.start_from_labels = start_from_labels
         self.self_training = self_training
+        self.save_final_model = save_final_model
         self.is_writer = env_rank() == 0
         self.records: list[dict[str, Any]] = []
         self._round = 0
@@ -287,10 +297,24 @@ class ActiveLoop:
             **({"run": self.config} if self.config else {}),
         }
 
-    def _prepare_run_dir(self) -> None:
+    def _prepare_run_dir(self, has_records: bool) -> None:
+        """Compare the run with ``run.json`` (write it when there is none) and attach the
+        pool's label state.
+
+        ``run.json`` stays *provisional* until the first round is recorded: a run that
+        fails before (a bad learning rate, out of memory at the first fit) does not lock
+        its configuration; the next run with a corrected one starts afresh."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = _jsonable(self._full_config())
         saved = self.files.read_run_file()
+        provisional = bool(saved.get("provisional")) and not has_records
+        if provisional and self.is_writer and _diff_keys(saved.get("config", {}), config):
+            log.warning(
+                "The run in '%s' was started with another configuration but recorded no "
+                "round: it starts afresh with this one.", self.run_dir,
+            )
+            self._discard_unrecorded_state()
+            saved = {}
         if saved:
             saved_config = saved.get("config", {})
             saved_fp = saved_config.get("pool_fingerprint")
@@ -298,8 +322,9 @@ class ActiveLoop:
                 raise DatasetMismatchError(
                     f"The run directory '{self.run_dir}' was made for another dataset (fingerprint "
                     f"{saved_fp}, {saved_config.get('pool_rows')} rows); this dataset has fingerprint "
-                    f"{config['pool_fingerprint']} and {len(self.pool)} rows. Resume with the same "
-                    "dataset or use a new run directory."
+                    f"{config['pool_fingerprint']} and {len(self.pool)} rows (an edited label or text "
+                    "changes it). Resume with the same dataset, use a new run directory, or start "
+                    "this one anew (overwrite: true / --overwrite)."
                 )
             # how far to go may change between sessions: more rounds or a larger budget
             # extend a run; everything else must match
@@ -310,26 +335,88 @@ class ActiveLoop:
             if diffs:
                 raise ConfigMismatchError(
                     f"The run directory '{self.run_dir}' belongs to a run with another "
-                    f"configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
-                    "Use a new run directory, or the same configuration to resume."
+                    f"experiment configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
+                    "Resume with the same one (settings that only change how it runs, such as "
+                    "batch sizes, precision, devices or progress, may change), use a new run "
+                    "directory, or start this one anew (overwrite: true / --overwrite)."
                 )
         elif self.is_writer:
             info = _jsonable({k: v for k, v in self.identity().items() if k not in config and k != "config"})
-            atomic_write_json(self.files.run_file, {"config": config, "created": time.time(), "info": info})
+            info["final_model"] = self.save_final_model is not None
+            atomic_write_json(
+                self.files.run_file,
+                {"config": config, "created": time.time(), "info": info, "provisional": True},
+            )
         # On several processes only rank 0 writes the label state and the records; the
         # others keep the same state in memory (queries and labels are broadcast from 0).
         self.pool.read_only = not self.is_writer
         self.pool.attach(self.files.pool)
 
+    def _discard_unrecorded_state(self) -> None:
+        """Remove what a run that recorded no round left (label state, pending round,
+        model state, exchange files, ``run.json``)."""
+        for path in (self.files.pending, self.files.model_state, self.files.run_file):
+            path.unlink(missing_ok=True)
+        for folder in (self.files.pool, self.files.scoring):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _confirm_run_file(self) -> None:
+        """The first round is recorded: ``run.json`` is no longer provisional."""
+        saved = self.files.read_run_file()
+        if saved.get("provisional"):
+            saved.pop("provisional")
+            atomic_write_json(self.files.run_file, saved)
+
+    def _check_integrity(self) -> None:
+        """Check the run directory (and make the safe repairs) before the label state is
+        read; refuse an inconsistent one with what is wrong and how to repair it."""
+        from energizer_hf.integrity import RunFiles, check_run_files
+
+        if not self.is_writer or not self.run_dir.is_dir():
+            return
+        report = check_run_files(
+            RunFiles.of(self.files, final_model=self.save_final_model is not None), repair=True
+        )
+        for problem in report.repaired:
+            log.warning("Repaired %s: %s", problem.code, problem.message)
+        report.raise_for_errors()
+
     # ------------------------------------------------------------------ main loop
     def run(self) -> RoundResults:
-        self._prepare_run_dir()
+        """Run (or resume) the rounds under the run directory's lock; returns the records.
+
+        Raises:
+            RunLockedError: another process runs on this directory (named in the message).
+            RunIntegrityError: the directory's files disagree (what and how to repair).
+        """
+        from energizer_hf.runlock import RunLock
+
+        with RunLock(self.files.lock):
+            return self._run()
+
+    def _run(self) -> RoundResults:
+        self._check_integrity()
+        records = self.files.read_records()
+        self._prepare_run_dir(has_records=bool(records))
         s = self.settings
-        self.records = self.files.read_records()
+        self.records = records
         if self.records and self.records[-1].get("stop_reason") and not self._extends_finished_run():
-            log.info("Run in %s is already complete; returning its results.", self.run_dir)
-            return RoundResults(self.records)
+            if not self._needs_final_model():
+                self._write_missing_revisions()
+                last = self.records[-1]
+                _say(
+                    f"{self.run_dir}: already complete ({len(self.records)} rounds recorded, "
+                    f"stopped: {last['stop_reason']}); nothing to do."
+                )
+                return RoundResults(self.records)
+            self._redo_last_round()
         start_round = self._resume()
+        if records:  # recorded rounds before this session (a finished run may be extended)
+            total = f" of {s.max_rounds}" if s.max_rounds is not None else ""
+            _say(
+                f"{self.run_dir}: resuming at round {start_round}{total} "
+                f"({len(self.records)} round(s) recorded)."
+            )
         self.oracle.bind(self.run_info(), self.pool.dataset, self._predictor(local=True))
         if self.pool.num_labelled == 0:
             try:
@@ -358,7 +445,10 @@ class ActiveLoop:
                     break
                 if self.is_writer:
                     append_jsonl(self.files.rounds, record)
+                    if not self.records:
+                        self._confirm_run_file()
                 self.records.append(record)
+                _maybe_fault("after_record", round)
                 self._call("on_round_end", record)
                 if self.is_writer and self.stores:
                     info = self.run_info()
@@ -373,12 +463,47 @@ class ActiveLoop:
                         # the run is over: the scorer's exchange files (pool outputs of the
                         # last query, possibly large) are not needed to resume or extend it
                         shutil.rmtree(self.files.scoring, ignore_errors=True)
+                        if self.save_final_model is not None:
+                            _maybe_fault("before_final_model", round)
+                            self.save_final_model()
                     break
                 round += 1
         finally:
             if bar is not None:
                 bar.close()
         return RoundResults(self.records)
+
+    def _needs_final_model(self) -> bool:
+        """A complete run that keeps a final model but has none (stopped before saving it)."""
+        if self.save_final_model is None:
+            return False
+        files = self.files
+        return not (files.final_model / "config.json").is_file() and not files.final_state_dict.is_file()
+
+    def _redo_last_round(self) -> None:
+        """Drop the final record so the last round is fitted again and the final model
+        saved (the record made no query: the labelled set does not change)."""
+        last = self.records[-1]
+        self.records = self.records[:-1]
+        if self.is_writer:
+            lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records)
+            atomic_write_bytes(self.files.rounds, lines.encode())
+        _say(
+            f"{self.run_dir}: the run is complete but its final model is missing (it was stopped "
+            f"before saving it): round {last['round']} is fitted again to write it."
+        )
+
+    def _write_missing_revisions(self) -> None:
+        """A complete run stopped between its last record and that round's revision: write
+        the missing revisions now (each store writes the rounds it lacks)."""
+        if not (self.is_writer and self.stores and self.records):
+            return
+        recorded = {int(r["round"]) for r in self.records}
+        if recorded <= set(self.files.local_rounds()):
+            return
+        info = self.run_info()
+        for store in self.stores:
+            store.on_round_end(info, self.pool, self.records[-1])
 
     def _extends_finished_run(self) -> bool:
         """A run that stopped on its rounds or budget, resumed with more of either: drop its
@@ -673,6 +798,15 @@ class ActiveLoop:
             fn = getattr(obj, hook, None)
             if callable(fn):
                 fn(self, arg)
+
+
+def _say(message: str) -> None:
+    """A line for the person running the loop (stderr, shown at the default level)."""
+    import sys
+
+    log.info(message)
+    if env_rank() == 0:
+        print(f"energizer_hf: {message}", file=sys.stderr, flush=True)
 
 
 def _awaiting_record(

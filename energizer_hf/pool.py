@@ -84,6 +84,10 @@ class ActivePool:
                 "The dataset given to the pool has no rows: pass a dataset (or split) with at "
                 "least one example."
             )
+        if state_dir is not None:  # a file, or a folder that cannot be written: named now
+            from energizer_hf.checks import check_run_dir
+
+            check_run_dir(state_dir)
         self.dataset = dataset
         self.fingerprint = fingerprint or dataset_fingerprint(dataset)
         self.state_dir = Path(state_dir) if state_dir is not None else None

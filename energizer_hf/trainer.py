@@ -147,7 +147,7 @@ class Trainer(pl.Trainer):
         initial_size: int | None = None,
         seed: int = 0,
         run_dir: str | Path | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
         minority_class: int | None = None,
         *,
         max_rounds: int | None = _UNSET,
@@ -189,7 +189,9 @@ class Trainer(pl.Trainer):
             minority_class=minority_class,
         )
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
+        from energizer_hf.utils import progress_enabled
+
+        self.progress = progress_enabled(progress)  # default: only on a terminal
         self.hub_repo_id, self.hub_branch, self.hub_private = hub_repo_id, hub_branch, hub_private
         self.active_loop: ActiveLoop | None = None
 
@@ -306,11 +308,10 @@ class Trainer(pl.Trainer):
             callbacks=plain,
             stores=stores,
             progress=self.progress,
+            # the model trained on the final labelled set, for `energizer-hf push`
+            save_final_model=lambda: save_final_model(files.root, model.model),
         )
-        was_complete = files.is_complete()
         results = self.active_loop.run()
-        if not was_complete and self.active_loop.is_writer:  # trained here: keep the model
-            save_final_model(files.root, model.model)
         self.active_run_dir = files.root
         self.last_round_trainer = backend.last_trainer
         return results

@@ -1,4 +1,8 @@
-"""Run the HF-native path on the demo data; used by the crash-and-resume tests."""
+"""Run the HF-native path on the demo data; used by the crash-and-resume tests.
+
+``python -m tests._resume_script RUN_DIR STRATEGY [cli]``: with ``cli``, a failure ends as
+the command line ends it (one line, the documented exit status).
+"""
 
 import sys
 
@@ -25,4 +29,8 @@ def main(run_dir: str, strategy: str) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[3:] == ["cli"]:
+        from energizer_hf.cli_errors import run_command
+
+        sys.exit(run_command(lambda frame: main(sys.argv[1], sys.argv[2])))
     main(sys.argv[1], sys.argv[2])

@@ -135,15 +135,15 @@ def test_test_split_class_the_pool_never_has():
         check_test_classes(pa.array(["x", "y"]), pa.array(["y", "z"]))
 
 
-def test_encode_labels_lets_an_unseen_integer_test_class_through():
-    """The hole check_test_classes closes: encode_labels accepts contiguous ids 0..C-1 over
-    pool and test together, so a class only the test split has gets a model output."""
+def test_encode_labels_refuses_an_unseen_integer_test_class():
+    """encode_labels used to accept contiguous ids 0..C-1 over pool and test together, so a
+    class only the test split has got a model output; it now refuses it, as promised."""
     from energizer_hf.learner import encode_labels
 
-    names, _, _ = encode_labels(np.array([0, 1, 0]), np.array([0, 1, 2]))
-    assert names == ["0", "1", "2"]
-    with pytest.raises(ClassNotInPoolError):
-        check_test_classes(np.array([0, 1, 0]), np.array([0, 1, 2]))
+    with pytest.raises(ClassNotInPoolError, match="2: 1 rows"):
+        encode_labels(np.array([0, 1, 0]), np.array([0, 1, 2]))
+    names, _, test = encode_labels(np.array([0, 1, 2]), np.array([0, 1]))
+    assert names == ["0", "1", "2"] and test.tolist() == [0, 1]
 
 
 # ---------------------------------------------------------------------- encodings

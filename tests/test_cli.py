@@ -83,10 +83,126 @@ def test_unknown_config_field(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text("querysize: 3\n")
     assert main(["run", str(path)]) == 2
-    assert "Unknown configuration fields: querysize" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "querysize: not a known field (did you mean 'query_size'?)" in err
+    assert err.startswith("energizer-hf: error: ConfigError: ") and err.count("\n") == 1
 
 
 def test_strategies_command(capsys):
     assert main(["strategies"]) == 0
     names = capsys.readouterr().out.split()
     assert {"entropy", "margin", "random", "least_confidence", "ratio_of_confidence", "bald"} <= set(names)
+
+
+# ---------------------------------------------------------------------- quick paths (issue 15)
+def test_strategy_catalog_matches_the_registry():
+    """`energizer-hf strategies` reads a copy of the registry (no torch import); a new or
+    changed strategy must be copied there."""
+    import pprint
+
+    from energizer_hf.query_strategies.registry import strategy_catalog
+    from energizer_hf.strategy_catalog import CATALOG
+
+    live = strategy_catalog()
+    assert live == CATALOG, "update energizer_hf/strategy_catalog.py with:\n" + pprint.pformat(
+        live, width=100, sort_dicts=False
+    )
+
+
+def test_strategies_lists_family_description_and_aliases(capsys):
+    assert main(["strategies"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_name = {ln.split()[0]: ln for ln in lines}
+    assert "max_entropy" not in by_name  # an alias is not listed as a strategy
+    entropy = by_name["entropy"]
+    assert "uncertainty" in entropy and "Maximum entropy" in entropy and "(aliases: max_entropy)" in entropy
+    assert " bayesian " in by_name["bald"] and " wrapper " in by_name["random_subset"]
+    assert len(lines) == len(set(by_name))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["run", "--help"], ["strategies"], ["run", "--query-size", "ten"], ["run", "--strategy", "nope"],
+     ["check", "/nonexistent/run"]],
+)
+def test_quick_paths_do_not_import_torch(argv):
+    code = (
+        "import sys\n"
+        "from energizer_hf.cli import main\n"
+        f"status = main({argv!r})\n"
+        "heavy = [m for m in ('torch', 'pytorch_lightning', 'transformers', 'datasets') if m in sys.modules]\n"
+        "print('HEAVY', heavy, 'STATUS', status)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("HEAVY")][-1]
+    assert line.startswith("HEAVY []"), (line, proc.stderr[-2000:])
+    assert line.endswith("STATUS 0") or "energizer-hf: error:" in proc.stderr
+
+
+def test_import_energizer_hf_is_light():
+    code = "import sys, energizer_hf, energizer_hf.learner; print([m for m in ('torch', 'pytorch_lightning') if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_argument_errors_name_the_option(capsys):
+    assert main(["run", "--max-rounds", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-rounds: got 'x'" in err and "<lambda>" not in err and err.count("\n") == 1
+    assert main(["run", "--strategy-args", "{a: "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("energizer-hf: error: ArgumentError: argument --strategy-args: not valid YAML")
+    assert err.count("\n") == 1
+    assert main(["run", "--max-rounds"]) == 2  # argparse's own errors: one line as well
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["run", "missing.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("energizer-hf: error: ConfigFileError: ") and "does not exist" in err
+
+
+def test_debug_prints_the_traceback_then_the_line(capsys):
+    assert main(["run", "missing.yaml", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.strip().splitlines()[-1].startswith("energizer-hf: error: ConfigFileError: ")
+
+
+def test_progress_is_off_when_not_a_terminal():
+    import io
+
+    from energizer_hf.utils import progress_enabled
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_enabled(None, io.StringIO()) is False
+    assert progress_enabled(None, Tty()) is True
+    assert progress_enabled(True, io.StringIO()) is True and progress_enabled(False, Tty()) is False
+
+
+def test_offline_hub_is_not_retried_and_says_energizer_hf_push(tmp_path):
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from energizer_hf.revisions import HubRevisions
+    from energizer_hf.revisions.hub_api import classify
+
+    assert classify(OfflineModeIsEnabled("offline")) == "offline"
+    assert classify(OSError("[Errno -3] Temporary failure in name resolution")) == "offline"
+    assert classify(ConnectionError("Connection reset by peer")) == "retry"
+    calls = []
+
+    def offline():
+        calls.append(1)
+        raise OfflineModeIsEnabled("Cannot reach the Hub: offline mode is enabled.")
+
+    store = HubRevisions("user/data", run_dir=tmp_path / "run")
+    local = tmp_path / "run" / "revisions" / "round-002"
+    from energizer_hf.errors import EnergizerError
+
+    with pytest.raises(EnergizerError) as info:
+        store._retrying("push round-002", offline, round=2, local=local)
+    assert len(calls) == 1  # not retried as if it were a blip
+    text = str(info.value)
+    assert f"energizer-hf push {tmp_path / 'run'} user/data" in text and "RoundStore.sync(run_dir)" not in text
+    assert "offline" in text

@@ -161,7 +161,7 @@ def test_push_errors_exit_2_with_a_named_error(hub, tmp_path, finished_run, caps
     assert hub.count_requests(path_regex=r"/api/") == 0
     # a wrong token: refused without retries, and never printed
     proc = cli(hub, tmp_path, run_dir, "tester/cli-x", token="hf_WrongTokenValue0000")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # EXIT_REMOTE: the Hub refused
     assert proc.stderr.startswith("energizer-hf: error: HubSyncError: ")
     assert "credentials" in proc.stderr
     assert "hf_WrongTokenValue0000" not in proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ MODULES = [
     "energizer_hf.run",
     "energizer_hf.runlock",
     "energizer_hf.scrub",
+    "energizer_hf.strategy_catalog",
     "energizer_hf.utils",
     "energizer_hf.selfsup",
 ]

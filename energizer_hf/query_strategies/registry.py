@@ -9,7 +9,7 @@ from energizer_hf.errors import EnergizerError, UnknownStrategyError
 if TYPE_CHECKING:
     from energizer_hf.query_strategies.base import Strategy
 
-__all__ = ["available_strategies", "get_strategy_class", "register_strategy"]
+__all__ = ["available_strategies", "get_strategy_class", "register_strategy", "strategy_catalog"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 T = TypeVar("T", bound="type[Strategy]")
@@ -59,3 +59,41 @@ def get_strategy_class(name: str) -> type[Strategy]:
             f"Unknown strategy '{name}'. Known strategies: {', '.join(available_strategies())}."
         )
     return _REGISTRY[key]
+
+
+# the family a strategy belongs to, by the module that defines it
+_FAMILIES = {
+    "uncertainty": "uncertainty",
+    "bayesian": "bayesian",
+    "diversity": "diversity",
+    "hybrid": "hybrid",
+    "cold_start": "cold start",
+    "alps": "cold start",
+    "subpool": "sub-pool",
+    "wrappers": "wrapper",
+    "random": "baseline",
+}
+
+
+def strategy_catalog() -> dict[str, dict[str, object]]:
+    """Every registered strategy by its name: ``family``, ``aliases`` and a one-line
+    ``description`` (the first paragraph of its docstring). ``energizer-hf strategies``
+    prints the copy kept in :mod:`energizer_hf.strategy_catalog` (no torch import; a test
+    keeps it equal to this)."""
+    import inspect
+
+    names: dict[type, list[str]] = {}
+    for key, cls in _REGISTRY.items():
+        names.setdefault(cls, []).append(key)
+    out: dict[str, dict[str, object]] = {}
+    for cls, keys in names.items():
+        doc = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+        if len(doc) > 110:
+            doc = doc[:109].rstrip() + "…"
+        module = cls.__module__.rsplit(".", 1)[-1]
+        out[cls.name] = {
+            "family": _FAMILIES.get(module, module),
+            "aliases": sorted(k for k in keys if k != cls.name),
+            "description": doc,
+        }
+    return dict(sorted(out.items()))

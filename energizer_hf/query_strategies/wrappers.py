@@ -61,6 +61,7 @@ def configure_strategy(strategy: str | type[Strategy], **kwargs: Any) -> type[St
     if not isinstance(cls, type):
         raise EnergizerError("configure_strategy takes a strategy name or class, not an instance.")
     bound = dict(kwargs)
+    _check_strategy_args(cls, bound)
 
     def __init__(self: Any, model: Any = None, **more: Any) -> None:
         cls.__init__(self, model, **{**bound, **more})
@@ -80,6 +81,44 @@ def configure_strategy(strategy: str | type[Strategy], **kwargs: Any) -> type[St
     new.__module__ = cls.__module__
     new.name = cls.name
     return new
+
+
+def _check_strategy_args(cls: type[Strategy], kwargs: dict[str, Any]) -> None:
+    """Refuse ``strategy_args`` the strategy does not take (a wrapper's leftovers are
+    checked against its base), naming the closest accepted name.
+
+    Raises:
+        ConfigError: an unknown argument.
+    """
+    import inspect
+
+    from energizer_hf.config_types import check_kwargs
+
+    what = f"strategy_args of {getattr(cls, 'name', cls.__name__)}"
+    if not issubclass(cls, _Wrapper):
+        check_kwargs(cls, kwargs, what)
+        return
+    def named(fn: Any) -> list[str]:
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds and n != "self"]
+
+    params = inspect.signature(cls.__init__).parameters
+    own = named(cls.__init__)
+    leftovers = {k: v for k, v in kwargs.items() if k not in own}
+    base = kwargs.get("base", params["base"].default if "base" in params else None)
+    if not leftovers or not isinstance(base, (str, type)):
+        return
+    base_cls = _resolve(base)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(base_cls.__init__).parameters.values()):
+        return  # a base that takes anything (itself a wrapper): it checks its own
+    accepted = sorted(set(own + named(base_cls.__init__)) - {"model"})
+
+    def both(**given: Any) -> None: ...
+
+    both.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in accepted]
+    )
+    check_kwargs(both, leftovers, f"{what} (with base {getattr(base_cls, 'name', base)})")
 
 
 class _SubPool:

@@ -191,13 +191,19 @@ class HubRevisions(LocalRevisions):
         msg = f"Could not {what} for '{self.repo_id}' after {attempts} attempt(s) ({detail})."
         if kind == "auth":
             msg += (
-                " The Hub refused the credentials: check token=..., HF_TOKEN or `hf auth login`, "
+                " The Hub refused the credentials: check the token argument, HF_TOKEN or `hf auth login`, "
                 "and that the token may write to this namespace."
             )
-        if local is not None:
+        if kind == "offline":
             msg += (
-                f" The local snapshot '{local}' is intact; call HubRevisions.sync(run_dir) to push "
-                "the missing rounds later."
+                " The Hub cannot be reached (offline mode, HF_HUB_OFFLINE=1, or no network): it "
+                "was not retried."
+            )
+        if local is not None:
+            root = RunDir.containing(local.parent).root
+            msg += (
+                f" The local snapshot '{local}' is intact; push the missing rounds later with "
+                f"`energizer-hf push {root} {self.repo_id}` (from Python: HubRevisions.sync())."
             )
         return HubSyncError(msg, round=round, status_code=http_status(err))
 

@@ -24,6 +24,7 @@ __all__ = [
     "card_meta",
     "classify",
     "http_status",
+    "is_offline",
     "load_hub_round",
     "message_run_id",
     "scrub",
@@ -46,18 +47,21 @@ def validate_repo_id(repo_id: str, what: str = "repo_id") -> str:
 
     if not isinstance(repo_id, str) or not repo_id:
         raise InvalidRepoIdError(
-            f"{what} must be a non-empty string like 'user/name', got {repo_id!r}."
+            scrub(f"{what} must be a non-empty string like 'user/name', got {repo_id!r}.", [])
         )
     try:
         _validate(repo_id)
     except HFValidationError as err:
         raise InvalidRepoIdError(
-            f"{what} {repo_id!r} is not a valid Hub repository id: {err} Use 'namespace/name' "
-            "with letters, digits, '-', '_' and '.' only."
+            scrub(
+                f"{what} {repo_id!r} is not a valid Hub repository id: {err} Use 'namespace/name' "
+                "with letters, digits, '-', '_' and '.' only.",
+                [],
+            )
         ) from None
     if repo_id.count("/") != 1:
         raise InvalidRepoIdError(
-            f"{what} {repo_id!r} needs a namespace: use 'user/name' or 'organization/name'."
+            scrub(f"{what} {repo_id!r} needs a namespace: use 'user/name' or 'organization/name'.", [])
         )
     return repo_id
 
@@ -78,15 +82,15 @@ def validate_branch(branch: str) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret (and anything shaped like a Hub token) masked.
+    """``text`` with every secret (and anything shaped like a token or credential) masked,
+    by the package's one scrubber (:func:`energizer_hf.scrub.scrub`).
 
-    >>> scrub("Bearer hf_abcdefghij failed", [])
-    'Bearer hf_*** failed'
+    >>> "hf_abcdefghijkl" in scrub("Bearer hf_abcdefghijkl failed", [])
+    False
     """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _TOKEN_LIKE.sub("hf_***", text)
+    from energizer_hf.scrub import scrub as _scrub
+
+    return _scrub(text, secrets)
 
 
 def http_status(err: BaseException) -> int | None:
@@ -96,10 +100,46 @@ def http_status(err: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
+_NO_NETWORK = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "Network is unreachable",
+    "No route to host",
+    "getaddrinfo failed",
+)
+
+
+def is_offline(err: BaseException) -> bool:
+    """The Hub cannot be reached at all: offline mode (``HF_HUB_OFFLINE=1``) or no network
+    (the host name does not resolve, no route): retrying soon does not help.
+
+    >>> is_offline(OSError("[Errno -2] Name or service not known")), is_offline(OSError("reset"))
+    (True, False)
+    """
+    if any(c.__name__ == "OfflineModeIsEnabled" for c in type(err).__mro__):
+        return True
+    from huggingface_hub import constants
+
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        return True
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:  # the cause chain of an HTTP client error
+        seen.add(id(e))
+        if any(marker in str(e) for marker in _NO_NETWORK):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def classify(err: BaseException) -> str:
-    """``"retry"`` for server errors and dropped connections, ``"auth"``, or ``"fatal"``."""
+    """``"retry"`` for server errors and dropped connections, ``"auth"``, ``"offline"``
+    (offline mode or no network: not retried), or ``"fatal"``."""
     from huggingface_hub.errors import HfHubHTTPError
 
+    if http_status(err) is None and is_offline(err):
+        return "offline"
     status = http_status(err)
     if isinstance(err, HfHubHTTPError):
         if status in (401, 403):

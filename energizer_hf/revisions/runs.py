@@ -201,20 +201,48 @@ def push_run(
         RoundNotFoundError: the last recorded round has no local revision.
         HubSyncError: a Hub call failed (after retries where they help).
     """
-    from huggingface_hub import constants
-
     validate_repo_id(repo_id)
     if model_repo_id is not None:
         validate_repo_id(model_repo_id, "model_repo_id")
-    run = RunInfo.from_dir(run_dir)
+    from energizer_hf.runlock import RunLock
+
+    files = RunDir(run_dir)
+    if files.run_file.parent.is_dir():
+        # one writer: the run must not be going on while it is pushed (re-entrant inside a run)
+        with RunLock(files.lock, allow_read_only=True):
+            return _push_run(files, repo_id, model_repo_id, private, run_branch, token, store_kwargs)
+    return _push_run(files, repo_id, model_repo_id, private, run_branch, token, store_kwargs)
+
+
+def _push_run(
+    files: RunDir,
+    repo_id: str,
+    model_repo_id: str | None,
+    private: bool,
+    run_branch: str,
+    token: str | None,
+    store_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    from huggingface_hub import constants
+
+    from energizer_hf.integrity import saves_final_model
+
+    run = RunInfo.from_dir(files)
     if not run.records:
         raise EnergizerError(f"The run in '{run.files.root}' has no recorded round yet.")
     model_dir = run.files.final_model
     if model_repo_id is not None and not (model_dir / "config.json").is_file():
+        if not saves_final_model(run.files):
+            raise EnergizerError(
+                f"The run in '{run.files.root}' was made with save_final_model: false, so it keeps no "
+                "trained model: push without --model-repo-id, or run the same command again with "
+                "--save-final-model (it refits the last round and saves the model), then push."
+            )
         raise EnergizerError(
             f"The run directory '{run.files.root}' holds no trained model ('{model_dir}' is missing): "
-            "it is saved when a run finishes (energizer-hf run / ActiveLearner.run()). Finish the "
-            "run, push without --model-repo-id, or push a model object from Python with "
+            "it is saved when a run finishes. Run the same `energizer-hf run` command again (a "
+            "finished run without its final model refits the last round and saves it), push "
+            "without --model-repo-id, or push a model object from Python with "
             "HubRevisions.push_final(run, model_repo_id, model=...)."
         )
     store = HubRevisions(

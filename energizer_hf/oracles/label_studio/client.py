@@ -108,10 +108,19 @@ class LabelStudioClient:
         if not retry:
             raise failed.error
         raise LabelStudioConnectionError(
-            f"Could not reach Label Studio at {self.url} to {what} ({reason(failed.error)}) after "
-            f"{failed.attempts} attempts in {failed.elapsed:.0f} s. Is the server running? Nothing is "
-            "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
+            self._scrub(
+                f"Could not reach Label Studio at {self.url} to {what} ({reason(failed.error)}) after "
+                f"{failed.attempts} attempts in {failed.elapsed:.0f} s. Is the server running? Nothing is "
+                "lost: run again (or `energizer-hf annotate RUN_DIR`) once it is back."
+            )
         ) from None
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the API key or anything shaped like a credential (a server may
+        echo the ``Authorization`` header in its error body; a URL may carry a password)."""
+        from energizer_hf.scrub import scrub
+
+        return scrub(text, [self._token])
 
     def map_error(self, err: BaseException, what: str) -> LabelStudioError | None:
         """Our error for a final failure, ``None`` for a transient one (retry it)."""
@@ -121,12 +130,16 @@ class LabelStudioClient:
         status = getattr(err, "status_code", None)
         if status in (401, 403):
             return LabelStudioAuthError(
-                f"Label Studio at {self.url} refused the API token ({status}) while trying "
-                f"to {what}: check LABEL_STUDIO_API_KEY (Account & Settings → Access Token)."
+                self._scrub(
+                    f"Label Studio at {self.url} refused the API token ({status}) while trying "
+                    f"to {what}: check LABEL_STUDIO_API_KEY (Account & Settings → Access Token)."
+                )
             )
         if status is None or status >= 500 or status in (408, 429):
             return None
         return LabelStudioError(
-            f"Label Studio at {self.url} answered {status} while trying to {what}: "
-            f"{detail(getattr(err, 'body', None))}"
+            self._scrub(
+                f"Label Studio at {self.url} answered {status} while trying to {what}: "
+                f"{detail(getattr(err, 'body', None))}"
+            )
         )
