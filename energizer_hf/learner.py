@@ -879,11 +879,30 @@ class ActiveLearner:
             stores=stores,
             progress=cfg.progress,
             start_from_labels=bool(cfg.resume_from),
+            card=self._card_info(pool_ds, test is not None),
         )
         self.module = strategy.model
         self.strategy = strategy
         self.pool = pool
         return self.loop
+
+    def _card_info(self, pool_ds: Any, has_test: bool) -> dict[str, Any]:
+        """What the cards say of the data and the model (``RunInfo.card``)."""
+        from energizer_hf.revisions import card_info
+
+        cfg = self.config
+        return card_info(
+            dataset=cfg.dataset if self._dataset is None else None,
+            dataset_config=cfg.dataset_config,
+            data_files=cfg.data_files if self._dataset is None else None,
+            pool=pool_ds,
+            train_split=cfg.train_split,
+            test_split=cfg.test_split,
+            has_test=has_test,
+            model=self._model if self._model is not None else cfg.model,
+            license=cfg.card_license,
+            language=cfg.card_language,
+        )
 
     def _trainer_kwargs(self, files: RunDir) -> dict[str, Any]:
         """The per-round ``pl.Trainer`` arguments: the loop's, RunConfig's, then
@@ -945,7 +964,7 @@ class ActiveLearner:
         results = loop.run()
         files.config_yaml.write_text(_yaml_dump(self.config.to_dict()))
         if not was_complete:  # the model was trained here: keep it for `energizer-hf push`
-            save_final_model(files.root, self.module.model, self.tokenizer)
+            save_final_model(files.root, self.module.model, self.tokenizer, run=loop.run_info())
         return results
 
     def run_info(self) -> RunInfo:

@@ -249,6 +249,8 @@ class ActiveLoop:
         start_from_labels: when the run directory has no records but the pool has labels
             (rebuilt from a stored revision), continue from the pool's last round instead
             of keeping only the initial set.
+        card: what the cards say of the data and model (``RunInfo.card``: license,
+            language, base model, source and evaluation datasets).
     """
 
     def __init__(
@@ -267,8 +269,10 @@ class ActiveLoop:
         stores: Sequence[RoundStore] = (),
         progress: bool = True,
         start_from_labels: bool = False,
+        card: dict[str, Any] | None = None,
     ) -> None:
         self.pool = pool
+        self.card = dict(card or {})
         self.strategy = strategy
         self.backend = backend
         self.oracle = as_oracle(oracle)
@@ -314,9 +318,11 @@ class ActiveLoop:
             "label_source": self.oracle.label_source,
             "pool_fingerprint": self.pool.fingerprint,
             "pool_rows": len(self.pool),
-            "source_dataset": dataset if isinstance(dataset, str) and dataset else (self.pool.source_name or "in-memory dataset"),
+            "source_dataset": self.card.get("source")
+            or (dataset if isinstance(dataset, str) and dataset else (self.pool.source_name or "in-memory dataset")),
             "text_column": self.config.get("text_column"),
             "label_names": tuple(self.label_names or ()),
+            "card": dict(self.card),
         }
 
     def run_info(self) -> RunInfo:

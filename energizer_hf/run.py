@@ -250,6 +250,11 @@ class RunInfo:
         label_names: the class names, in label-id order.
         records: the complete rounds' records.
         run_id: a hash of ``run.json``.
+        card: what the cards say of the data and the model beyond the run itself:
+            ``license``, ``language``, ``base_model``, ``source_datasets``, ``source``
+            (a description of the data: a Hub id, local files), ``eval`` (the dataset and
+            split the test metrics were measured on: ``type``, ``name``, ``config``,
+            ``split``), ``task_ids``; missing keys are unknown.
     """
 
     files: RunDir
@@ -266,6 +271,7 @@ class RunInfo:
     label_names: tuple[str, ...] = ()
     records: tuple[dict[str, Any], ...] = ()
     run_id: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_round(self) -> int | None:
@@ -325,4 +331,5 @@ class RunInfo:
             label_names=tuple(info.get("label_names") or run.get("label_names") or ()),
             records=records,
             run_id=files.run_id(),
+            card=dict(info.get("card") or {}),
         )
