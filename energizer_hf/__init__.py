@@ -19,6 +19,7 @@ from energizer_hf.errors import (
     LabelMismatchError,
     PoolExhaustedWarning,
     UnknownStrategyError,
+    UnlabelledSplitError,
 )
 from energizer_hf.loop import ActiveLoop, LoopSettings
 from energizer_hf.oracles import CallableOracle, Oracle, SimulatedOracle
@@ -41,6 +42,7 @@ _LAZY = {
     "WidgetOracle": "energizer_hf.oracles",
     "available_strategies": "energizer_hf.query_strategies",
     "register_strategy": "energizer_hf.query_strategies",
+    "score_pool": "energizer_hf.pool_outputs",
 }
 
 __all__ = [
@@ -73,11 +75,13 @@ __all__ = [
     "Strategy",
     "Trainer",
     "UnknownStrategyError",
+    "UnlabelledSplitError",
     "WidgetOracle",
     "__version__",
     "available_strategies",
     "plot_learning_curves",
     "register_strategy",
+    "score_pool",
 ]
 
 
