@@ -21,7 +21,7 @@ def csv_run(tmp_path_factory, demo_data, demo_tokenizer, tiny_bert_config):
     files = {}
     for split in ("train", "test"):
         names = demo_data[split].features["label"].names
-        ds = demo_data[split].map(lambda r: {"label": names[r["label"]]}, features=datasets.Features(
+        ds = demo_data[split].map(lambda r, names=names: {"label": names[r["label"]]}, features=datasets.Features(
             {"text": datasets.Value("string"), "label": datasets.Value("string")}))
         files[split] = str(tmp / f"{split}.csv")
         ds.to_csv(files[split], index=False)

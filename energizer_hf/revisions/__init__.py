@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # the names below, for type checkers and the API reference
     from energizer_hf.revisions.hub_api import validate_repo_id
     from energizer_hf.revisions.local import LocalRevisions, save_final_model, write_revisions_index
     from energizer_hf.revisions.rounds import build_round_dataset, rebuild_pool_state
-    from energizer_hf.revisions.sources import card_info
     from energizer_hf.revisions.runs import (
         ensure_round_stores,
         load_round,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and the API reference
         restore_from_revision,
         split_stores,
     )
+    from energizer_hf.revisions.sources import card_info
 
 # Loaded on first use, so that `import energizer_hf` (and the loop, which needs only the
 # protocol) does not import the Hub client: name -> submodule.
