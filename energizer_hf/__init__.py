@@ -20,6 +20,7 @@ from energizer_hf.errors import (
     LabelMismatchError,
     PoolExhaustedWarning,
     UnknownStrategyError,
+    UnlabelledSplitError,
 )
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ _LAZY = {
     "available_strategies": "energizer_hf.query_strategies",
     "plot_learning_curves": "energizer_hf.results",
     "register_strategy": "energizer_hf.query_strategies",
+    "score_pool": "energizer_hf.pool_outputs",
 }
 
 __all__ = [
@@ -80,11 +82,13 @@ __all__ = [
     "Strategy",
     "Trainer",
     "UnknownStrategyError",
+    "UnlabelledSplitError",
     "WidgetOracle",
     "__version__",
     "available_strategies",
     "plot_learning_curves",
     "register_strategy",
+    "score_pool",
 ]
 
 

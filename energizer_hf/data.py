@@ -182,6 +182,9 @@ class HFDataAdapter:
             needs ``lengths``.
         test_lengths: token count of each test row: the test pass runs in length-sorted
             batches (any order otherwise gives the same metrics, with more padding).
+        validation: the tokenized validation split of the dataset and its label ids: it
+            replaces the pool's held-out labelled rows as validation data.
+        validation_lengths: token count of each validation row (length-sorted batches).
     """
 
     def __init__(
@@ -197,8 +200,12 @@ class HFDataAdapter:
         num_workers: int = 0,
         group_by_length: bool = False,
         test_lengths: np.ndarray | None = None,
+        validation: tuple[Any, np.ndarray] | None = None,
+        validation_lengths: np.ndarray | None = None,
     ) -> None:
         self.tokenized = tokenized
+        self.validation = validation
+        self.validation_lengths = validation_lengths
         self.collator = collator
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -251,7 +258,16 @@ class HFDataAdapter:
             return DataLoader(rows, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.num_workers)
         return self._loader(rows, self.batch_size, shuffle=True, seed=seed)
 
+    def num_validation(self, pool: ActivePool) -> int:
+        """Rows of the validation data: the dataset's validation split when given, else the
+        pool's held-out labelled rows."""
+        return len(self.validation[0]) if self.validation is not None else int(pool.validation_ids.size)
+
     def val_loader(self, pool: ActivePool) -> DataLoader | None:
+        if self.validation is not None:
+            data, labels = self.validation
+            rows = LabelledRows(data, np.arange(len(data)), labels, self.model_columns)
+            return self._sorted_loader(rows, self.validation_lengths, self.eval_batch_size)
         ids = pool.validation_ids
         if ids.size == 0:
             return None

@@ -61,10 +61,16 @@ def make_demo_dataset(
     features = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)}
     )
+
+    def info() -> Any:  # named: cards say which data the metrics were measured on
+        return datasets.DatasetInfo(
+            dataset_name="energizer_hf_demo", description="energizer_hf.demo.make_demo_dataset", features=features
+        )
+
     return datasets.DatasetDict(
         {
-            "train": datasets.Dataset.from_dict(sample(num_train), features=features),
-            "test": datasets.Dataset.from_dict(sample(num_test), features=features),
+            "train": datasets.Dataset.from_dict(sample(num_train), features=features, info=info()),
+            "test": datasets.Dataset.from_dict(sample(num_test), features=features, info=info()),
         }
     )
 

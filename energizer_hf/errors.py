@@ -43,6 +43,7 @@ __all__ = [
     "TrainerArgumentError",
     "UnknownLabelError",
     "UnknownStrategyError",
+    "UnlabelledSplitError",
     "UnsentItemError",
     "UnsupportedModelError",
     "VocabularyMismatchError",
@@ -194,6 +195,11 @@ class MissingValuesError(EnergizerError):
 
 class ClassNotInPoolError(LabelMismatchError):
     """The test split has a class that never occurs in the pool: it could never be learned."""
+
+
+class UnlabelledSplitError(LabelMismatchError):
+    """A test (or validation) split without labels, e.g. a GLUE test split whose labels
+    are all -1: use another split."""
 
 
 class DataEncodingError(DataFormatError):

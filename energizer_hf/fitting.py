@@ -210,12 +210,16 @@ class LightningBackend:
         if self.schedule is None:
             return None
         accumulate = self.trainer_kwargs.get("accumulate_grad_batches", 1)
+        # a dataset's own validation split (HFDataAdapter.validation) is never trained on
+        own_split = getattr(self.data, "validation", None) is not None
+        count = getattr(self.data, "num_validation", None)
         return self.schedule.plan(
             int(pool.train_ids.size),
             int(getattr(self.data, "batch_size", 1)),
-            num_validation=int(pool.validation_ids.size),
+            num_validation=int(count(pool)) if callable(count) else int(pool.validation_ids.size),
             num_classes=self.num_classes,
             accumulate_grad_batches=accumulate if isinstance(accumulate, int) else 1,
+            trainable_validation=not own_split,
         )
 
     def _apply_class_weights(self, labels: np.ndarray) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported where used: `import energizer_hf.learner` (RunConf
     from energizer_hf.results import RoundResults
     from energizer_hf.revisions import HubRevisions, PushResult
 
-__all__ = ["ActiveLearner", "RunConfig", "encode_labels", "encode_with_names", "load_data"]
+__all__ = ["ActiveLearner", "RunConfig", "check_split_labelled", "encode_labels", "encode_with_names", "load_data"]
 
 
 class _Unset:
@@ -56,7 +56,7 @@ EXECUTION_FIELDS = frozenset({
     "run_dir", "overwrite", "progress", "num_workers", "batch_size", "eval_batch_size",
     "pool_max_tokens", "scoring_precision", "precision", "accelerator", "devices",
     "lightning_strategy", "gradient_checkpointing", "save_final_model", "hub_repo_id",
-    "hub_branch", "hub_private", "encoding",
+    "hub_branch", "hub_private", "encoding", "card_license", "card_language",
 })
 # How far a run goes: more rounds or a larger budget extend a finished run.
 EXTENT_FIELDS = frozenset({"max_rounds", "total_budget"})
@@ -87,12 +87,24 @@ class RunConfig:
         default=None, metadata={"help": "Split name → local file, e.g. {train: a.csv, test: b.csv}."}
     )
     train_split: str = field(default="train", metadata={"help": "Split used as the pool."})
-    test_split: str | None = field(default="test", metadata={"help": "Split used for testing (empty: none)."})
+    test_split: str | None = field(
+        default="test",
+        metadata={"help": "Split used for testing (empty: none). A split without labels (all -1, GLUE-style) "
+                  "is refused: use e.g. test_split: validation."},
+    )
+    validation_split: str | None = field(
+        default="validation",
+        metadata={"help": "The dataset's own split used for validation (model selection) when it has it and "
+                  "validation_perc is 0; validation_perc > 0 wins (held-out labelled rows instead). "
+                  "Empty: never. Not used when it is the test split."},
+    )
     text_column: str = field(default="text", metadata={"help": "Column with the text."})
     text_pair_column: str | None = field(default=None, metadata={"help": "Second text column for pairs."})
     label_column: str = field(default="label", metadata={"help": "Column with the label (int, string or ClassLabel)."})
     label_names: list[str] | None = field(
-        default=None, metadata={"help": "Class names, when the pool has no label column to read them from."}
+        default=None,
+        metadata={"help": "Class names in id order: they name integer labels (0/1 -> [neg, pos]), order string "
+                  "labels, or give the classes when the pool has no label column."},
     )
     model: str | None = field(default=None, metadata={"help": "Hub id or local directory of the model."})
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer hub id or directory (default: model)."})
@@ -106,7 +118,14 @@ class RunConfig:
     initial_size: int = field(default=25, metadata={"help": "Size of the initial labelled set."})
     initial_strategy: str = field(
         default="stratified",
-        metadata={"help": "'stratified' (per class when the pool's labels are known, else random) or 'random' initial set."},
+        metadata={"help": "'stratified' (per class when the pool's labels are known, else random), 'random', or a "
+                  "cold-start strategy (cold_start_kmeans, cold_start_typiclust, cold_start_probcover, "
+                  "cold_start_random) on the pretrained model's embeddings."},
+    )
+    initial_ids: list[int] | None = field(
+        default=None,
+        metadata={"help": "Pool ids (row indices of the pool split) of the initial labelled set, e.g. the seed "
+                  "set of another tool; replaces initial_size and initial_strategy."},
     )
     max_rounds: int | None = field(
         default=5, metadata={"help": "Number of query rounds (records = max_rounds + 1); alias: rounds."}
@@ -183,6 +202,14 @@ class RunConfig:
     scoring_precision: str = field(
         default="auto", metadata={"help": "Pool scoring precision: auto (bf16/fp16 autocast on GPU), bf16, fp16, fp32."}
     )
+    card_license: str | None = field(
+        default=None,
+        metadata={"help": "License of the cards (Hub identifier, e.g. apache-2.0, cc-by-4.0); default: the source "
+                  "dataset's license when it declares one, else 'other' with a note."},
+    )
+    card_language: list[str] | None = field(
+        default=None, metadata={"help": "Language codes of the data for the cards, e.g. [en]."}
+    )
     hub_repo_id: str | None = field(
         default=None,
         metadata={"help": "Hub dataset repo (user/name) that gets each round as a commit + tag round-NNN "
@@ -255,6 +282,12 @@ class RunConfig:
             from energizer_hf.errors import BudgetError
 
             raise BudgetError(f"initial_size must be >= 0, got {self.initial_size}.")
+        if self.initial_ids is not None:
+            from energizer_hf.loop import check_initial_ids
+
+            self.initial_ids = check_initial_ids(self.initial_ids)
+        if self.validation_split == "":
+            self.validation_split = None
         self.fit_schedule()  # validates min_steps and min_validation_size
         if self.class_weights is not None and not (
             self.class_weights == "balanced" or isinstance(self.class_weights, (list, tuple))
@@ -418,16 +451,25 @@ def load_data(
 
 
 def encode_labels(
-    pool_labels: Any, test_labels: Any = None, feature: Any = None
+    pool_labels: Any, test_labels: Any = None, feature: Any = None, names: Sequence[str] | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Map raw labels (ints, strings or a ``ClassLabel``) to ids ``0..C-1`` with names.
+
+    ``names`` (the ``label_names`` setting) names the classes: integer labels are class ids
+    into it (``names=["neg", "pos"]`` on 0/1 labels), string labels must be among them (ids
+    follow their order). Without ``names``, a ``ClassLabel`` gives its names, ids
+    ``0..C-1`` are named ``"0"...``, and other values are sorted.
 
     Returns ``(names, pool_ids, test_ids)``.
 
     Raises:
         ClassNotInPoolError: a test class that never occurs in the pool (a
             :class:`~energizer_hf.errors.LabelMismatchError`).
-        LabelMismatchError: missing labels.
+        LabelMismatchError: missing labels, ``names`` that differ from a ``ClassLabel``'s,
+            or ``names`` whose length does not match the integer ids.
+
+    >>> encode_labels([0, 1, 1], names=["neg", "pos"])[0]
+    ['neg', 'pos']
     """
     names_from_feature = getattr(feature, "names", None)
     pool = np.asarray(pool_labels)
@@ -441,6 +483,8 @@ def encode_labels(
             raise LabelMismatchError(
                 f"The {where} has rows without a label; drop them or fill the label column."
             )
+    if names is not None:
+        return _encode_named(pool, test, names_from_feature, [str(n) for n in names])
     if names_from_feature is not None:
         names = list(names_from_feature)
         return names, pool.astype(np.int64), None if test is None else test.astype(np.int64)
@@ -462,6 +506,63 @@ def encode_labels(
     pool_ids = np.searchsorted(pool_classes, pool).astype(np.int64)
     test_ids = None if test is None else np.searchsorted(pool_classes, test).astype(np.int64)
     return names, pool_ids, test_ids
+
+
+def _encode_named(
+    pool: np.ndarray, test: np.ndarray | None, feature_names: Sequence[str] | None, names: list[str]
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """:func:`encode_labels` with the class names given (``label_names``)."""
+    if len(set(names)) != len(names):
+        raise LabelMismatchError(f"label_names has duplicated names: {names}. Give each class once.")
+    if feature_names is not None:
+        if list(feature_names) != names:
+            raise LabelMismatchError(
+                f"label_names {names} do not match the dataset's ClassLabel names {list(feature_names)}: "
+                "leave label_names out (the ClassLabel names are used) or give the same names in the same order."
+            )
+        return names, pool.astype(np.int64), None if test is None else test.astype(np.int64)
+    values = pool if test is None else np.concatenate([pool, test])
+    if values.dtype.kind in "iu" or (values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0)):
+        top = int(values.max()) if values.size else -1
+        if values.size and int(values.min()) < 0:
+            raise LabelMismatchError(f"Label ids must be >= 0 to be named by label_names; got {int(values.min())}.")
+        if top + 1 != len(names):
+            raise LabelMismatchError(
+                f"label_names has {len(names)} names ({', '.join(names[:10])}) but the labels are class ids "
+                f"0..{top} ({top + 1} classes): give one name per class id, in id order."
+            )
+        return names, pool.astype(np.int64), None if test is None else test.astype(np.int64)
+    pool_ids = encode_with_names(pool, names)
+    test_ids = None if test is None else encode_with_names(test, names)
+    return names, pool_ids, test_ids
+
+
+def check_split_labelled(values: Any, split: str, feature: Any = None) -> None:
+    """Refuse a split whose labels are all ``-1`` (a GLUE-style test split: the labels are
+    withheld), or with some ``-1`` rows in a ``ClassLabel`` column.
+
+    Raises:
+        UnlabelledSplitError: saying which split to use instead.
+
+    >>> check_split_labelled(np.array([0, 1]), "test")
+    """
+    from energizer_hf.errors import UnlabelledSplitError
+
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iuf" or arr.size == 0:
+        return
+    missing = arr < 0
+    if missing.all():
+        raise UnlabelledSplitError(
+            f"The '{split}' split has no labels (every label is {int(arr.flat[0])}, as in GLUE-style test "
+            f"splits whose labels are withheld): it cannot measure anything. Test on a split with labels "
+            f"(test_split: validation) or on none (test_split: '')."
+        )
+    if missing.any() and getattr(feature, "names", None) is not None:
+        raise UnlabelledSplitError(
+            f"{int(missing.sum())} of {arr.size} rows of the '{split}' split have no label (-1): drop them "
+            f"(dataset['{split}'].filter(lambda r: r['label'] >= 0)) or use another split."
+        )
 
 
 def encode_with_names(values: Any, names: list[str], feature: Any = None) -> np.ndarray:
@@ -623,13 +724,15 @@ class ActiveLearner:
         self.loop: ActiveLoop | None = None
 
     # ------------------------------------------------------------------ set-up
-    def _splits(self) -> tuple[Any, Any]:
+    def _splits(self) -> tuple[Any, Any, Any]:
+        """``(pool, test, validation)`` splits (test and validation may be ``None``)."""
         import datasets
 
         cfg = self.config
         data = self._dataset
         if data is None:
             data = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files, encoding=cfg.encoding)
+        val_ds = None
         if isinstance(data, datasets.Dataset):
             pool_ds, test_ds = data, None
         elif isinstance(data, (datasets.DatasetDict, dict)):
@@ -643,6 +746,7 @@ class ActiveLearner:
                 log.warning(
                     "No '%s' split (splits: %s): rounds are not tested.", cfg.test_split, ", ".join(data)
                 )
+            val_ds = self._validation_split(data)
         else:
             raise EnergizerError(
                 f"dataset must be a datasets.Dataset or DatasetDict, got {type(data).__name__}."
@@ -654,21 +758,46 @@ class ActiveLearner:
                 f"The test split '{cfg.test_split}' has no rows: give a non-empty test split or set test_split to ''."
             )
         needed = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
-        for name, ds in (("pool", pool_ds), ("test", test_ds)):
+        for name, ds in (("pool", pool_ds), ("test", test_ds), ("validation", val_ds)):
             if ds is None:
                 continue
             cols = ds.column_names
-            want = needed + ([cfg.label_column] if (name == "test" or self.oracle is None) else [])
+            want = needed + ([cfg.label_column] if (name != "pool" or self.oracle is None) else [])
             missing = [c for c in want if c not in cols]
             if missing:
                 raise ColumnNotFoundError(
                     f"The {name} split has no column {', '.join(repr(m) for m in missing)}; its columns "
                     f"are: {', '.join(cols)}. Set text_column / label_column accordingly."
                 )
+        # unlabelled evaluation splits (a GLUE-style test split with -1) first, with a hint
+        for split, ds in ((cfg.test_split, test_ds), (cfg.validation_split, val_ds)):
+            if ds is not None:
+                check_split_labelled(ds[cfg.label_column][:], split, ds.features.get(cfg.label_column))
         pool_ds = self._checked_split(pool_ds, f"the pool split '{cfg.train_split}'", labels=self.oracle is None)
         if test_ds is not None:
             test_ds = self._checked_split(test_ds, f"the test split '{cfg.test_split}'", labels=True)
-        return pool_ds, test_ds
+        if val_ds is not None:
+            val_ds = self._checked_split(val_ds, f"the validation split '{cfg.validation_split}'", labels=True)
+        return pool_ds, test_ds, val_ds
+
+    def _validation_split(self, data: Any) -> Any:
+        """The dataset's own validation split, when it is used (see ``validation_split``)."""
+        cfg = self.config
+        name = cfg.validation_split
+        if not name or name not in data or name == cfg.train_split:
+            return None
+        if name == cfg.test_split:
+            log.info("The '%s' split is the test split: it is not used for validation too.", name)
+            return None
+        if cfg.validation_perc > 0:
+            log.info(
+                "validation_perc=%s holds out labelled rows for validation: the dataset's '%s' split is not "
+                "used (set validation_perc: 0 to validate on it).", cfg.validation_perc, name,
+            )
+            return None
+        if len(data[name]) == 0:
+            return None
+        return data[name]
 
     def _checked_split(self, ds: Any, where: str, *, labels: bool) -> Any:
         """Missing texts/labels refused or dropped (``on_missing``), label values that
@@ -726,7 +855,7 @@ class ActiveLearner:
             check_model_source(cfg.tokenizer, "tokenizer")
         elif self._tokenizer is None and model_dir is not None:
             check_tokenizer_files(model_dir)
-        pool_ds, test_ds = self._splits()
+        pool_ds, test_ds, val_ds = self._splits()
 
         # labels
         has_pool_labels = cfg.label_column in pool_ds.column_names
@@ -736,6 +865,7 @@ class ActiveLearner:
                 pool_ds[cfg.label_column][:],
                 test_ds[cfg.label_column][:] if test_ds is not None else None,
                 feature,
+                names=cfg.label_names,
             )
         else:
             if not cfg.label_names:
@@ -748,14 +878,15 @@ class ActiveLearner:
                 test_labels = encode_with_names(
                     test_ds[cfg.label_column][:], names, test_ds.features.get(cfg.label_column)
                 )
-        if cfg.label_names and list(cfg.label_names) != names:
-            raise LabelMismatchError(
-                f"label_names {cfg.label_names} do not match the classes in the data {names}."
-            )
         if len(names) < 2:
             raise LabelMismatchError(
                 f"The data has {len(names)} class ({', '.join(names)}): classification needs at least 2."
             )
+        val_labels = None
+        if val_ds is not None:
+            val_labels = encode_with_names(val_ds[cfg.label_column][:], names, val_ds.features.get(cfg.label_column))
+        if cfg.initial_ids is not None:
+            _check_ids_in_pool(cfg.initial_ids, len(pool_ds))
         self.label_names = names
         id2label = dict(enumerate(names))
 
@@ -828,6 +959,15 @@ class ActiveLearner:
             )
             test = (test_tok, test_labels)
             test_lengths = column_as_numpy(test_tok, "length").astype(np.int64)
+        validation, val_lengths = None, None
+        if val_ds is not None:
+            from energizer_hf.utils import dataset_fingerprint
+
+            val_tok = self._tokenize(
+                val_ds, tokenizer, cache_dir / f"val-v2-{dataset_fingerprint(val_ds)}-{tok_id}-{cfg.max_length}.arrow"
+            )
+            validation = (val_tok, val_labels)
+            val_lengths = column_as_numpy(val_tok, "length").astype(np.int64)
         model_columns = [c for c in tokenized.column_names if c != "length"]
         adapter = HFDataAdapter(
             tokenized,
@@ -841,6 +981,8 @@ class ActiveLearner:
             # custom batch samplers are single-process: Lightning cannot shard them
             group_by_length=cfg.group_by_length and single_process,
             test_lengths=test_lengths if single_process else None,
+            validation=validation,
+            validation_lengths=val_lengths if single_process else None,
         )
 
         # strategy, oracle, backend, loop
@@ -870,6 +1012,7 @@ class ActiveLearner:
             total_budget=cfg.total_budget,
             initial_size=cfg.initial_size,
             initial_strategy=cfg.initial_strategy,
+            initial_ids=cfg.initial_ids,
             validation_perc=cfg.validation_perc,
             test_after_labelling=test is not None,
             reset_weights=cfg.reset_weights,
@@ -936,11 +1079,30 @@ class ActiveLearner:
             start_from_labels=bool(cfg.resume_from),
             self_training=self_training,
             save_final_model=self._save_final_model if cfg.save_final_model else None,
+            card=self._card_info(pool_ds, test is not None),
         )
         self.module = strategy.model
         self.strategy = strategy
         self.pool = pool
         return self.loop
+
+    def _card_info(self, pool_ds: Any, has_test: bool) -> dict[str, Any]:
+        """What the cards say of the data and the model (``RunInfo.card``)."""
+        from energizer_hf.revisions import card_info
+
+        cfg = self.config
+        return card_info(
+            dataset=cfg.dataset if self._dataset is None else None,
+            dataset_config=cfg.dataset_config,
+            data_files=cfg.data_files if self._dataset is None else None,
+            pool=pool_ds,
+            train_split=cfg.train_split,
+            test_split=cfg.test_split,
+            has_test=has_test,
+            model=self._model if self._model is not None else cfg.model,
+            license=cfg.card_license,
+            language=cfg.card_language,
+        )
 
     def _trainer_kwargs(self, files: RunDir) -> dict[str, Any]:
         """The per-round ``pl.Trainer`` arguments: the loop's, RunConfig's, then
@@ -1031,7 +1193,9 @@ class ActiveLearner:
         """Keep the model trained on the final labelled set (``final_model/``)."""
         from energizer_hf.revisions import save_final_model
 
-        save_final_model(RunDir(self.config.run_dir).root, self.module.model, self.tokenizer)
+        save_final_model(
+            RunDir(self.config.run_dir).root, self.module.model, self.tokenizer, run=self.loop.run_info()
+        )
 
     def run_info(self) -> RunInfo:
         """The run as it stands (:class:`~energizer_hf.run.RunInfo`): cards, pushes and
@@ -1216,6 +1380,22 @@ def _check_pretrained_num_labels(model: Any, num_labels: int) -> None:
         raise LabelMismatchError(
             f"The checkpoint '{model}' is a classifier with num_labels={config.num_labels}, but the "
             f"data has {num_labels} classes: use a base model, or data with the same classes."
+        )
+
+
+def _check_ids_in_pool(ids: Sequence[int], size: int) -> None:
+    """``initial_ids`` must be rows of the pool split.
+
+    Raises:
+        InvalidIdsError: ids at or beyond the pool's size.
+    """
+    from energizer_hf.errors import InvalidIdsError
+
+    bad = [int(i) for i in ids if int(i) >= size]
+    if bad:
+        raise InvalidIdsError(
+            f"initial_ids {bad[:10]} are not rows of the pool split ({size} rows, ids 0..{size - 1}): give row "
+            "indices of the pool split."
         )
 
 

@@ -34,6 +34,7 @@ from energizer_hf.errors import (
     EnergizerError,
     InvalidIdsError,
 )
+from energizer_hf.metrics import display_metrics, per_class_key
 from energizer_hf.oracles.base import (
     AWAITING_ANNOTATIONS,
     AwaitingAnnotations,
@@ -56,11 +57,57 @@ from energizer_hf.utils import (
     seed_everything,
 )
 
-__all__ = ["ActiveLoop", "Backend", "LoopSettings"]
+__all__ = ["ActiveLoop", "Backend", "LoopSettings", "check_initial_ids", "cold_start_class"]
 
 log = logging.getLogger(__name__)
 
 INITIAL_STRATEGIES = ("random", "stratified")
+
+
+def cold_start_class(name: str) -> type | None:
+    """The cold-start strategy class registered as ``name`` (``None``: not one).
+
+    >>> cold_start_class("cold_start_kmeans").__name__
+    'ColdStartKMeans'
+    >>> cold_start_class("entropy") is None
+    True
+    """
+    from energizer_hf.query_strategies.cold_start import ColdStartStrategy
+    from energizer_hf.query_strategies.registry import get_strategy_class
+
+    try:
+        cls = get_strategy_class(name)
+    except EnergizerError:
+        return None
+    return cls if issubclass(cls, ColdStartStrategy) else None
+
+
+def check_initial_ids(ids: Any) -> list[int]:
+    """``initial_ids`` as a list of distinct non-negative ints (the pool's size is checked
+    when the pool is known).
+
+    Raises:
+        InvalidIdsError: not integers, negative, duplicated or empty.
+
+    >>> check_initial_ids([3, 1, 2])
+    [3, 1, 2]
+    """
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise InvalidIdsError(f"initial_ids must be a list of pool ids (row indices), got {ids!r}.")
+    values = list(ids)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+    if bad:
+        raise InvalidIdsError(f"initial_ids must be integers (row indices of the pool), got {bad[:5]!r}.")
+    out = [int(v) for v in values]
+    if not out:
+        raise InvalidIdsError("initial_ids is empty: give the pool ids of the initial set, or leave it out.")
+    negative = [v for v in out if v < 0]
+    if negative:
+        raise InvalidIdsError(f"initial_ids must be row indices >= 0, got {negative[:10]}.")
+    uniq, counts = np.unique(out, return_counts=True)
+    if uniq.size != len(out):
+        raise InvalidIdsError(f"initial_ids has duplicates: {uniq[counts > 1][:10].tolist()}. Give each id once.")
+    return out
 
 
 @dataclass
@@ -77,8 +124,11 @@ class LoopSettings:
         initial_size: size of the initial labelled set when the pool has none (``None``:
             ``query_size``).
         initial_strategy: ``"stratified"`` (the default: per class, from the pool's true
-            labels, when they are known, i.e. in a simulation; random otherwise) or
-            ``"random"``.
+            labels, when they are known, i.e. in a simulation; random otherwise),
+            ``"random"``, or the name of a cold-start strategy (``"cold_start_kmeans"``,
+            ``"cold_start_typiclust"``, ... on the untrained model's embeddings).
+        initial_ids: the initial labelled set as pool ids (it replaces ``initial_size``
+            and ``initial_strategy``); used when the pool has no labels yet.
         validation_perc: fraction of each round's new labels held out for validation.
         test_after_labelling: test after each fit when test data exist.
         reset_weights: reset the model to its initial weights before each fit.
@@ -96,6 +146,7 @@ class LoopSettings:
     total_budget: int = -1
     initial_size: int | None = None
     initial_strategy: str = "stratified"
+    initial_ids: Sequence[int] | None = None
     validation_perc: float = 0.0
     test_after_labelling: bool = True
     reset_weights: bool = True
@@ -131,11 +182,17 @@ class LoopSettings:
                 f"validation_perc must be in [0, 1), got {self.validation_perc}: it is the "
                 "fraction of new labels held out for validation."
             )
-        if self.initial_strategy not in INITIAL_STRATEGIES:
+        if self.initial_strategy not in INITIAL_STRATEGIES and cold_start_class(self.initial_strategy) is None:
+            from energizer_hf.query_strategies.registry import available_strategies
+
+            cold = [n for n in available_strategies() if cold_start_class(n) is not None]
             raise BudgetError(
                 f"initial_strategy must be 'stratified' (per class when the true labels are "
-                f"known) or 'random', got {self.initial_strategy!r}."
+                f"known), 'random' or a cold-start strategy ({', '.join(cold)}), got "
+                f"{self.initial_strategy!r}."
             )
+        if self.initial_ids is not None:
+            self.initial_ids = check_initial_ids(self.initial_ids)
 
 
 class Backend(Protocol):
@@ -202,6 +259,8 @@ class ActiveLoop:
     The run holds the run directory's lock (:class:`~energizer_hf.runlock.RunLock`) from
     start to end and checks the directory (:func:`~energizer_hf.integrity.check_run_files`,
     with the safe repairs) before it reads the label state.
+        card: what the cards say of the data and model (``RunInfo.card``: license,
+            language, base model, source and evaluation datasets).
     """
 
     def __init__(
@@ -222,8 +281,10 @@ class ActiveLoop:
         start_from_labels: bool = False,
         self_training: Any = None,
         save_final_model: Callable[[], Any] | None = None,
+        card: dict[str, Any] | None = None,
     ) -> None:
         self.pool = pool
+        self.card = dict(card or {})
         self.strategy = strategy
         self.backend = backend
         self.oracle = as_oracle(oracle)
@@ -248,9 +309,13 @@ class ActiveLoop:
     def initial_strategy(self) -> str:
         """How the initial set is drawn: ``"stratified"`` needs the true labels (a
         simulation); without them it is ``"random"``."""
-        if self.settings.initial_strategy == "stratified" and self.stratify_labels is not None:
+        if self.settings.initial_ids is not None:
+            return "initial_ids"
+        name = self.settings.initial_strategy
+        if name == "stratified" and self.stratify_labels is not None:
             return "stratified"
-        return "random"
+        cold = cold_start_class(name)
+        return cold.name if cold is not None else "random"
 
     def identity(self) -> dict[str, Any]:
         """What the run is: settings and configuration (as ``run.json`` keeps them), the
@@ -267,9 +332,11 @@ class ActiveLoop:
             "label_source": self.oracle.label_source,
             "pool_fingerprint": self.pool.fingerprint,
             "pool_rows": len(self.pool),
-            "source_dataset": dataset if isinstance(dataset, str) and dataset else (self.pool.source_name or "in-memory dataset"),
+            "source_dataset": self.card.get("source")
+            or (dataset if isinstance(dataset, str) and dataset else (self.pool.source_name or "in-memory dataset")),
             "text_column": self.config.get("text_column"),
             "label_names": tuple(self.label_names or ()),
+            "card": dict(self.card),
         }
 
     def run_info(self) -> RunInfo:
@@ -408,7 +475,7 @@ class ActiveLoop:
                     f"{self.run_dir}: already complete ({len(self.records)} rounds recorded, "
                     f"stopped: {last['stop_reason']}); nothing to do."
                 )
-                return RoundResults(self.records)
+                return RoundResults(self.records, label_names=self.label_names)
             self._redo_last_round()
         start_round = self._resume()
         if records:  # recorded rounds before this session (a finished run may be extended)
@@ -423,7 +490,7 @@ class ActiveLoop:
                 self._label_initial()
             except AwaitingAnnotations as wait:  # an asynchronous oracle: people are labelling
                 self.records.append(_awaiting_record(start_round, wait, np.empty(0, dtype=np.int64)))
-                return RoundResults(self.records)
+                return RoundResults(self.records, label_names=self.label_names)
         if s.total_budget != -1 and s.total_budget < self.pool.num_labelled:
             raise BudgetError(
                 f"total_budget ({s.total_budget}) is smaller than the initial labelled set "
@@ -456,7 +523,7 @@ class ActiveLoop:
                         store.on_round_end(info, self.pool, record)
                 if bar is not None:
                     bar.update(1)
-                    shown = {k: v for k, v in record.items() if k.startswith("test/")}
+                    shown = display_metrics(record, "test/")  # per-class metrics stay out
                     bar.set_postfix({"labelled": record["num_labelled"], **shown})
                 if record["stop_reason"]:
                     if self.is_writer:
@@ -471,7 +538,7 @@ class ActiveLoop:
         finally:
             if bar is not None:
                 bar.close()
-        return RoundResults(self.records)
+        return RoundResults(self.records, label_names=self.label_names)
 
     def _needs_final_model(self) -> bool:
         """A complete run that keeps a final model but has none (stopped before saving it)."""
@@ -550,16 +617,44 @@ class ActiveLoop:
         return last + 1
 
     def _label_initial(self) -> None:
+        """Label the initial set (round 0): ``initial_ids``, a cold-start strategy's
+        choice, or a (stratified) random sample. Chosen once: a resumed run finds it in the
+        label state, and round 0's record lists it (``initial_ids``)."""
         s = self.settings
+        if s.initial_ids is not None:
+            ids = self.pool.check_ids(s.initial_ids)
+            self._label(np.sort(ids), round=0)
+            return
         size = s.query_size if s.initial_size is None else s.initial_size
         if size == 0:
             raise BudgetError(
                 "The pool has no labelled rows and initial_size is 0: label an initial set "
-                "(e.g. datamodule.label(ids)) or set initial_size > 0."
+                "(e.g. datamodule.label(ids)), give initial_ids or set initial_size > 0."
             )
-        labels = self.stratify_labels if self.initial_strategy == "stratified" else None
-        ids = self.pool.sample_initial(size, seed=round_seed(s.seed, -1), labels=labels)
+        cold = cold_start_class(s.initial_strategy)
+        if cold is not None:
+            ids = self._cold_start(cold, size)
+        else:
+            labels = self.stratify_labels if self.initial_strategy == "stratified" else None
+            ids = self.pool.sample_initial(size, seed=round_seed(s.seed, -1), labels=labels)
         self._label(ids, round=0)
+
+    def _cold_start(self, cls: type, size: int) -> np.ndarray:
+        """The initial set chosen by a cold-start strategy on the untrained model (a
+        collective call on several processes, like a query)."""
+        if size > self.pool.num_unlabelled:
+            raise BudgetError(
+                f"Asked for an initial set of {size} but only {self.pool.num_unlabelled} rows are unlabelled."
+            )
+        model = self.strategy.model if isinstance(self.strategy, Strategy) else None
+        strategy = cls(model)
+        # its own exchange folder: round 0's query must not meet this call's files
+        scorer = self.backend.make_scorer(self.files.scoring / "initial", progress=self.progress)
+        ctx = QueryContext(pool=self.pool, round=0, seed=self.settings.seed, scorer=scorer,
+                           progress=self.progress, run_dir=self.run_dir)
+        ids = np.asarray(_broadcast(strategy.query(ctx, size)), dtype=np.int64)
+        del strategy
+        return np.sort(self.pool.check_ids(ids))
 
     def _label(self, ids: np.ndarray, round: int) -> np.ndarray:
         """Ask the oracle, split validation, write the labels; returns the labelled ids."""
@@ -613,6 +708,8 @@ class ActiveLoop:
             "num_validation": int(pool.validation_ids.size),
             "label_distribution": self._named(pool.label_distribution()),
         }
+        if round == 0:  # the initial set, chosen once (resumes read it from the label state)
+            record["initial_ids"] = pool.ids_of_round(0).tolist()
         seed_everything(round_seed(s.seed, round))
         if self.self_training is not None:  # pseudo-labels chosen after the previous fit
             record.update(self.self_training.before_fit(self, round))
@@ -630,8 +727,11 @@ class ActiveLoop:
             record.update(self.backend.test(round))
             record["time_test"] = time.perf_counter() - t
             minority = self._minority_class()
-            if minority is not None and f"test/f1_class_{minority}" in record:
-                record["test/minority_f1"] = record[f"test/f1_class_{minority}"]
+            if minority is not None:
+                for key in self._minority_keys(minority):
+                    if key in record:
+                        record["test/minority_f1"] = record[key]
+                        break
 
         stop_reason, k = self._next_query_size(round)
         queried = np.empty(0, dtype=np.int64)
@@ -653,6 +753,9 @@ class ActiveLoop:
             if ctx.extras:
                 record["query_info"] = ctx.extras
             self._check_query(queried, k)
+            scores = ctx.scores_of(queried)
+            if scores is not None:
+                record["queried_scores"] = scores
             t = time.perf_counter()
             if self.oracle.keeps_round:  # people label: never re-query
                 self._write_pending(record, queried, round, timings, t_round)
@@ -777,6 +880,14 @@ class ActiveLoop:
         counts = np.bincount(labels)
         present = np.flatnonzero(counts)
         return int(present[np.argmin(counts[present])])
+
+    def _minority_keys(self, minority: int) -> list[str]:
+        """Where the minority class's test F1 is: ``test/f1/<name>`` (HFSequenceClassifier),
+        ``test/f1_class_<id>`` (models written for earlier versions)."""
+        keys = [f"test/f1_class_{minority}"]
+        names = self.label_names
+        name = names[minority] if names is not None and 0 <= minority < len(names) else str(minority)
+        return [per_class_key("test/", "f1", name), *keys]
 
     def _minority_share(self, record: dict[str, Any], labelled: np.ndarray) -> None:
         minority = self._minority_class()

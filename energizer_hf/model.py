@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from energizer_hf.errors import EnergizerError, LabelMismatchError, PeftConfigError
+from energizer_hf.metrics import as_metrics, per_class_key
 
 __all__ = ["HFSequenceClassifier", "apply_peft", "check_peft_task_type", "load_sequence_classifier"]
 
@@ -143,9 +144,9 @@ class HFSequenceClassifier(pl.LightningModule):
 
     AdamW (the fused kernel where the device has one) with linear warm-up and decay,
     cross-entropy loss (optionally class-weighted), accuracy and macro-F1 from torchmetrics
-    on validation and test, and any ``evaluate`` modules (objects with
-    ``compute(predictions=..., references=...)``) on test. Only parameters that require
-    gradients are optimised (PEFT adapters, frozen embeddings).
+    on validation and test, per-class F1 on test (``test/f1/<class name>``), and the user's
+    metrics (see :mod:`energizer_hf.metrics`) on validation and test. Only parameters that
+    require gradients are optimised (PEFT adapters, frozen embeddings).
 
     Args:
         model: hub id, local directory, ``PretrainedConfig``, ``PreTrainedModel`` or a
@@ -157,7 +158,9 @@ class HFSequenceClassifier(pl.LightningModule):
             outside the model's ``base_model``); ``None``: ``learning_rate``.
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
         warmup_ratio: fraction of the training steps spent warming up linearly.
-        metrics: ``evaluate`` modules computed on the test set.
+        metrics: user metrics computed on validation and test: ``evaluate`` modules,
+            callables ``fn(y_true, y_pred, **kw)`` (``sklearn.metrics.f1_score``), or either
+            paired with keyword arguments, ``(f1, {"average": "macro"})``.
         peft: a ``peft`` config (or mapping) to wrap the model in an adapter (LoRA, ...).
         gradient_checkpointing: recompute activations in the backward pass (less memory).
         freeze_embeddings: do not train the word-embedding matrix.
@@ -210,12 +213,10 @@ class HFSequenceClassifier(pl.LightningModule):
         self.head_learning_rate = head_learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
-        self.evaluate_modules = list(metrics or [])
-        for m in self.evaluate_modules:
-            if not callable(getattr(m, "compute", None)):
-                raise EnergizerError(
-                    f"metrics must be evaluate modules (with .compute), got {type(m).__name__}."
-                )
+        self.user_metrics = as_metrics(metrics)
+        config = getattr(_base_model(self.model), "config", None)
+        names = getattr(config, "id2label", None) or {}
+        self.label_names = [str(names.get(i, i)) for i in range(num_labels)]
         from torchmetrics import MetricCollection
         from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -230,11 +231,11 @@ class HFSequenceClassifier(pl.LightningModule):
 
         self.val_metrics = collection("val/")
         self.test_metrics = collection("test/")
-        # per-class F1 on test: `test/f1_class_<id>` (the loop derives test/minority_f1)
+        # per-class F1 on test: `test/f1/<class name>` (the loop derives test/minority_f1)
         self.test_f1_per_class = MulticlassF1Score(num_classes=num_labels, average="none")
         self._forward_args = _forward_args(self.model)
-        self._test_preds: list[Tensor] = []
-        self._test_refs: list[Tensor] = []
+        # predictions and references of the current validation / test pass (user metrics)
+        self._outputs: dict[str, tuple[list[Tensor], list[Tensor]]] = {"val/": ([], []), "test/": ([], [])}
 
     # ------------------------------------------------------------------ forward
     def get_inputs_from_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -271,10 +272,29 @@ class HFSequenceClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, batch["labels"])
         self.val_metrics.update(logits, batch["labels"])
         self.log("val/loss", loss, batch_size=logits.shape[0])
+        self._keep_outputs("val/", logits, batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
+        self._log_user_metrics("val/")
+
+    def _keep_outputs(self, prefix: str, logits: Tensor, labels: Tensor) -> None:
+        if self.user_metrics:
+            preds, refs = self._outputs[prefix]
+            preds.append(logits.argmax(-1).cpu())
+            refs.append(labels.cpu())
+
+    def _log_user_metrics(self, prefix: str) -> None:
+        preds, refs = self._outputs[prefix]
+        self._outputs[prefix] = ([], [])
+        if not (self.user_metrics and preds):
+            return
+        y_pred, y_true = torch.cat(preds).numpy(), torch.cat(refs).numpy()
+        for metric in self.user_metrics:
+            values = metric.compute(y_true, y_pred, prefix=prefix, label_names=self.label_names)
+            if values:
+                self.log_dict(values)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         logits = self(batch)
@@ -282,25 +302,15 @@ class HFSequenceClassifier(pl.LightningModule):
         self.test_metrics.update(logits, batch["labels"])
         self.test_f1_per_class.update(logits, batch["labels"])
         self.log("test/loss", loss, batch_size=logits.shape[0])
-        if self.evaluate_modules:
-            self._test_preds.append(logits.argmax(-1).cpu())
-            self._test_refs.append(batch["labels"].cpu())
+        self._keep_outputs("test/", logits, batch["labels"])
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
         per_class = self.test_f1_per_class.compute()
-        self.log_dict({f"test/f1_class_{i}": v for i, v in enumerate(per_class)})
+        self.log_dict({per_class_key("test/", "f1", name): v for name, v in zip(self.label_names, per_class)})
         self.test_f1_per_class.reset()
-        if self.evaluate_modules and self._test_preds:
-            preds = torch.cat(self._test_preds).tolist()
-            refs = torch.cat(self._test_refs).tolist()
-            for module in self.evaluate_modules:
-                name = getattr(module, "name", type(module).__name__)
-                for key, value in (module.compute(predictions=preds, references=refs) or {}).items():
-                    if isinstance(value, (int, float)):
-                        self.log(f"test/{name}_{key}" if key != name else f"test/{name}", float(value))
-        self._test_preds, self._test_refs = [], []
+        self._log_user_metrics("test/")
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
@@ -328,6 +338,11 @@ class HFSequenceClassifier(pl.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _base_model(model: Any) -> Any:
+    """The ``transformers`` model under a PEFT wrapper (the model itself otherwise)."""
+    return model.get_base_model() if _is_peft_model(model) else model
 
 
 def _forward_args(model: Any) -> set[str]:

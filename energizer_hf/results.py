@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from energizer_hf.metrics import is_per_class_key, per_class_table
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -30,13 +32,18 @@ _SUMMARY_COLUMNS = (
 class RoundResults:
     """The records of a run, one per round (the same rows as ``<run_dir>/rounds.jsonl``).
 
+    Per-class metrics (``test/f1/<class>``) stay in the rows; :meth:`to_pandas` and
+    :meth:`to_table` leave them out unless asked, :meth:`per_class_table` shows them as one
+    table (classes in ``label_names`` order).
+
     >>> r = RoundResults([{"round": 0, "num_labelled": 10, "test/accuracy": 0.5}])
     >>> r[0]["num_labelled"]
     10
     """
 
-    def __init__(self, rows: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(self, rows: Iterable[dict[str, Any]] = (), label_names: Sequence[str] | None = None) -> None:
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
+        self.label_names = list(label_names) if label_names is not None else None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -61,11 +68,31 @@ class RoundResults:
     def stop_reason(self) -> str | None:
         return self.rows[-1].get("stop_reason") if self.rows else None
 
-    def to_pandas(self):
-        """A ``pandas.DataFrame`` with one row per round."""
+    def to_pandas(self, per_class: bool = False):
+        """A ``pandas.DataFrame`` with one row per round (``per_class``: with one column per
+        class and per-class metric; :meth:`per_class_table` shows them compactly)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=self.columns)
+        columns = [c for c in self.columns if per_class or not is_per_class_key(c)]
+        return pd.DataFrame(self.rows, columns=columns)
+
+    def per_class_table(self, round: int = -1, prefix: str = "test/", floatfmt: str = ".4f") -> str:
+        """The per-class metrics of one round (default: the last) as a markdown table: one
+        row per class, one column per metric.
+
+        >>> r = RoundResults([{"round": 0, "test/f1/b": 0.5, "test/f1/a": 1.0}], label_names=["b", "a"])
+        >>> print(r.per_class_table())
+        | class | f1 |
+        |---|---|
+        | b | 0.5000 |
+        | a | 1.0000 |
+        """
+        if not self.rows:
+            return ""
+        header, rows = per_class_table(self.rows[round], self.label_names, prefix, floatfmt)
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
 
     def to_table(self, columns: Sequence[str] | None = None, floatfmt: str = ".4f") -> str:
         """A plain-text table (GitHub markdown) of the chosen columns."""

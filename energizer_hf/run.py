@@ -85,6 +85,7 @@ _FILES: dict[str, tuple[str, str]] = {
     "label_studio": ("label_studio/", "Label Studio tasks, events and conflicts of the run"),
     "logs": ("logs/", "output of the loggers named in `trainer_kwargs` (CSV, TensorBoard)"),
     "lock": (".lock", "held by the process that runs the loop"),
+    "pseudo_labels": ("pseudo/", "self-training's pseudo-labels per round (`round-NNN.npz`), never part of the label state"),
 }
 
 _ROUND_RE = re.compile(r"^round-(\d{3,})$")
@@ -168,6 +169,7 @@ class RunDir:
     label_studio = property(lambda self: self._path("label_studio"), doc="``label_studio/``")
     lock = property(lambda self: self._path("lock"), doc="``.lock``")
     logs = property(lambda self: self._path("logs"), doc="``logs/``")
+    pseudo_labels = property(lambda self: self._path("pseudo_labels"), doc="``pseudo/``")
 
     def revision(self, round: int) -> Path:
         """``revisions/round-NNN``: the local revision of ``round``."""
@@ -250,6 +252,11 @@ class RunInfo:
         label_names: the class names, in label-id order.
         records: the complete rounds' records.
         run_id: a hash of ``run.json``.
+        card: what the cards say of the data and the model beyond the run itself:
+            ``license``, ``language``, ``base_model``, ``source_datasets``, ``source``
+            (a description of the data: a Hub id, local files), ``eval`` (the dataset and
+            split the test metrics were measured on: ``type``, ``name``, ``config``,
+            ``split``), ``task_ids``; missing keys are unknown.
     """
 
     files: RunDir
@@ -266,6 +273,7 @@ class RunInfo:
     label_names: tuple[str, ...] = ()
     records: tuple[dict[str, Any], ...] = ()
     run_id: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_round(self) -> int | None:
@@ -325,4 +333,5 @@ class RunInfo:
             label_names=tuple(info.get("label_names") or run.get("label_names") or ()),
             records=records,
             run_id=files.run_id(),
+            card=dict(info.get("card") or {}),
         )

@@ -112,6 +112,7 @@ class FitSchedule:
         num_validation: int = 0,
         num_classes: int | None = None,
         accumulate_grad_batches: int = 1,
+        trainable_validation: bool = True,
     ) -> FitPlan:
         """The fit for ``num_train`` training rows and ``num_validation`` held-out rows.
 
@@ -121,14 +122,17 @@ class FitSchedule:
             num_validation: held-out labelled rows.
             num_classes: number of classes (for the default validation threshold).
             accumulate_grad_batches: batches per optimizer step.
+            trainable_validation: the held-out rows are labelled pool rows that may be
+                trained on when too few to select on (``False``: a separate validation
+                split, too small to select on, is simply not used).
 
         Returns:
             The :class:`FitPlan`.
         """
-        if num_train + num_validation <= 0:
+        if num_train + (num_validation if trainable_validation else 0) <= 0:
             raise BudgetError("A fit needs at least one labelled row.")
         select = num_validation > 0 and num_validation >= self.validation_threshold(num_classes)
-        train_on_val = num_validation > 0 and not select
+        train_on_val = num_validation > 0 and not select and trainable_validation
         n = num_train + (num_validation if train_on_val else 0)
         accumulate = max(int(accumulate_grad_batches), 1)
         steps_per_epoch = max(math.ceil(math.ceil(n / batch_size) / accumulate), 1)

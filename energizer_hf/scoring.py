@@ -527,6 +527,9 @@ class QueryContext:
             to the round record as ``query_info``.
         run_dir: the run directory, where strategies may keep persistent state (e.g.
             the ANN index); ``None`` outside a loop.
+        scores: acquisition scores of chosen ids that the strategy reported
+            (:meth:`report_scores`); the loop records them as ``queried_scores`` and the
+            round datasets as ``score``.
     """
 
     pool: Any
@@ -537,6 +540,20 @@ class QueryContext:
     timings: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
+    scores: dict[int, float] = field(default_factory=dict)
+
+    def report_scores(self, ids: Any, scores: Any) -> None:
+        """Keep the acquisition ``scores`` of pool ``ids`` (same length)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        values = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if ids.size == values.size:
+            self.scores.update(zip(ids.tolist(), values.tolist()))
+
+    def scores_of(self, ids: Any) -> list[float | None] | None:
+        """The reported scores of ``ids`` (``None`` for an id without one); ``None`` when
+        the strategy reported none of them."""
+        out = [self.scores.get(int(i)) for i in np.asarray(ids, dtype=np.int64).tolist()]
+        return out if any(v is not None for v in out) else None
 
     @property
     def device(self) -> torch.device:

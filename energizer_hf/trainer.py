@@ -117,7 +117,10 @@ class Trainer(pl.Trainer):
         initial_size: size of the initial set when nothing is labelled yet (default
             ``query_size``).
         initial_strategy: ``"stratified"`` (the default: per class when the datamodule
-            knows the true labels, random otherwise) or ``"random"``.
+            knows the true labels, random otherwise), ``"random"`` or a cold-start
+            strategy name (``"cold_start_kmeans"``, ...; the model needs an ``embed`` hook).
+        initial_ids: the initial labelled set as pool ids (replaces ``initial_size`` and
+            ``initial_strategy``): start from the seed set of another tool or paper.
         stopping_criteria: :mod:`energizer_hf.stopping` criteria (objects, names or
             ``{name: ..., **params}``) asked before each query.
         seed: seeds each round's fit, the query and the splits.
@@ -125,7 +128,8 @@ class Trainer(pl.Trainer):
             same configuration is resumed. Default: a new folder under
             ``default_root_dir/energizer_runs``.
         minority_class: the class whose test F1 (``test/minority_f1``, when the model logs
-            ``test/f1_class_<id>``) and selected share are recorded; default: the rarest
+            ``test/f1/<class name>`` or ``test/f1_class_<id>``) and selected share are
+            recorded; default: the rarest
             class of the datamodule's true labels.
         hub_repo_id / hub_branch / hub_private: push each round to a Hub dataset repository
             (as :class:`~energizer_hf.learner.RunConfig`); every round is kept under
@@ -152,6 +156,7 @@ class Trainer(pl.Trainer):
         *,
         max_rounds: int | None = _UNSET,
         initial_strategy: str = "stratified",
+        initial_ids: Any = None,
         stopping_criteria: Any = (),
         hub_repo_id: str | None = None,
         hub_branch: str = DEFAULT_RUN_BRANCH,
@@ -181,6 +186,7 @@ class Trainer(pl.Trainer):
             total_budget=total_budget,
             initial_size=initial_size,
             initial_strategy=initial_strategy,
+            initial_ids=initial_ids,
             validation_perc=validation_perc,
             test_after_labelling=test_after_labelling,
             reset_weights=reset_weights,

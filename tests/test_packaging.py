@@ -33,7 +33,8 @@ records = ({"round": 0, "num_labelled": 10, "test/accuracy": 0.5, "test/f1_macro
             "label_distribution": {"neg": 6, "pos": 4}, "stop_reason": "max_rounds"},)
 run = RunInfo(files=RunDir("run"), settings={"seed": 0, "query_size": 10}, strategy="entropy",
               strategy_params={"subpool_size": 50}, label_source="dataset",
-              label_names=("neg", "pos"), records=records, pool_fingerprint="f" * 16, pool_rows=99)
+              label_names=("neg", "pos"), records=records, pool_fingerprint="f" * 16, pool_rows=99,
+              card={"eval": {"type": "imdb", "name": "imdb", "split": "test"}, "license": "apache-2.0"})
 
 class Rows:  # what the dataset card reads of a round dataset
     column_names = ["pool_id", "label", "round"]
@@ -104,7 +105,8 @@ def test_the_installed_wheel_renders_both_cards_outside_the_checkout(dist, tmp_p
     dataset, model = got["dataset"], got["model"]
     assert dataset["size_categories"] == ["n<1K"] and dataset["energizer_hf"]["round"] == 0
     assert model["library_name"] == "transformers" and model["datasets"] == ["me/al-data"]
-    assert model["model-index"][0]["results"][0]["dataset"]["revision"] == "a" * 40
+    assert model["model-index"][0]["results"][0]["dataset"] == {"type": "imdb", "name": "imdb", "split": "test"}
+    assert model["license"] == "apache-2.0" and "a" * 40 in got["model_body"]
     # the bodies come from the packaged templates (their sections), not from a fallback
     assert "## Label distribution per round" in got["dataset_body"]
     assert "| Strategy: subpool_size | 50 |" in got["dataset_body"]

@@ -75,7 +75,7 @@ def _ids_up_to(pool, round):
 def test_local_revisions_load_back_per_round(run3, demo_data):
     learner, run_dir, records = run3
     pool = learner.pool
-    assert sorted(p.name for p in (run_dir / "revisions").iterdir()) == [
+    assert sorted(p.name for p in (run_dir / "revisions").iterdir() if p.is_dir()) == [
         "round-000",
         "round-001",
         "round-002",
@@ -106,8 +106,18 @@ def test_local_revisions_load_back_per_round(run3, demo_data):
         assert ds["text"][:] == demo_data["train"].select(ids)["text"][:]
         assert ds["round"][:] == pool.rounds[ids].tolist() and max(ds["round"][:]) == r
         assert set(ds["label_source"][:]) == {"dataset"} and set(ds["split"][:]) == {"train"}
-        assert ds["score"][:] == [None] * len(ds)
+        # the acquisition score of every queried row (entropy); none for the initial set
+        got = dict(zip(ds["pool_id"][:], ds["score"][:]))
+        assert all((got[i] is None) == (rnd == 0) for i, rnd in zip(ds["pool_id"][:], ds["round"][:]))
         assert ds.features["label"].names == names
+    # revisions/README.md lists every round as a configuration that load_dataset reads
+    for rec in records:
+        tag = round_tag(rec["round"])
+        loaded = datasets.load_dataset(str(run_dir / "revisions"), tag, split="train")
+        assert loaded["pool_id"][:] == load_round(run_dir, rec["round"])["pool_id"][:]
+        assert loaded.features["label"].names == names
+    latest = datasets.load_dataset(str(run_dir / "revisions"), split="train")  # the default: the last round
+    assert len(latest) == records[-1]["num_labelled"]
     # round r+1 adds exactly the ids queried in round r
     for rec in records[:-1]:
         new = load_round(run_dir, rec["round"] + 1).filter(
@@ -134,13 +144,17 @@ def test_dataset_card_front_matter_and_body(run3):
         r = rec["round"]
         card = (run_dir / "revisions" / round_tag(r) / "README.md").read_text()
         meta = _front_matter(card)
-        assert meta["license"] == "other"
+        assert meta["license"] == "other" and "license of the source data is not known" in card
         assert meta["task_categories"] == ["text-classification"]
+        assert meta["task_ids"] == ["multi-class-classification"]
         assert meta["tags"] == ["active-learning", "energizer_hf"]
         assert meta["size_categories"] == ["n<1K"]
-        assert meta["configs"] == [
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}
+        # a local revision is a save_to_disk folder: no `configs` that load_dataset could not read
+        assert "configs" not in meta and "datasets.load_from_disk" in card
+        assert meta["dataset_info"]["splits"] == [
+            {"name": "train", "num_examples": rec["num_labelled"], "num_bytes": meta["dataset_info"]["splits"][0]["num_bytes"]}
         ]
+        assert [f["name"] for f in meta["dataset_info"]["features"]][:3] == ["pool_id", "text", "label"]
         info = meta["energizer_hf"]
         assert info["round"] == r and info["num_rows"] == rec["num_labelled"]
         assert info["pool_fingerprint"] == learner.pool.fingerprint and info["pool_rows"] == 300
@@ -177,9 +191,15 @@ def test_model_card_renders_valid_metadata(run3):
     names = metric_names(records)
     context = {
         "license": "apache-2.0",
+        "license_note": None,
+        "language": ["en"],
+        "task": "single_label",
         "model_name": "al-model",
         "repo_id": "me/al-model",
-        "base_model": None,
+        "base_model": "prajjwal1/bert-tiny",
+        "eval": {"type": "ag_news", "name": "ag_news", "split": "test"},
+        "per_class_header": ["class", "f1"],
+        "per_class": [["a", "0.5000"], ["b", "0.2500"]],
         "dataset_repo_id": "me/al-data",
         "dataset_name": "me/al-data (round-002)",
         "dataset_type": "me/al-data",
@@ -205,14 +225,17 @@ def test_model_card_renders_valid_metadata(run3):
         assert meta["library_name"] == "transformers"
         assert meta["pipeline_tag"] == "text-classification"
         assert meta["datasets"] == ["me/al-data"]
+        assert meta["base_model"] == "prajjwal1/bert-tiny" and meta["language"] == ["en"]
         result = meta["model-index"][0]["results"][0]
         metrics = {m["type"]: m["value"] for m in result["metrics"]}
         assert metrics == {
             "accuracy": records[-1]["test/accuracy"],
             "f1": records[-1]["test/f1_macro"],
         }
-        assert result["dataset"]["revision"] == "a" * 40
+        # the metrics were measured on the source's test split, not on the pushed labelled set
+        assert result["dataset"] == {"type": "ag_news", "name": "ag_news", "split": "test"}
         assert context["dataset_url"] in card
+        assert "| a | 0.5000 |" in card  # one compact per-class table
         for rec in records:
             assert (
                 f"| {rec['round']} | {rec['num_labelled']} | {rec['test/accuracy']:.4f} |" in card
@@ -270,7 +293,7 @@ def test_learner_resumes_from_a_revision_with_the_same_queries(
 ):
     first, first_dir, records = run4
     assert [r["round"] for r in records] == [0, 1, 2, 3]
-    assert sorted(p.name for p in (first_dir / "revisions").iterdir()) == [
+    assert sorted(p.name for p in (first_dir / "revisions").iterdir() if p.is_dir()) == [
         "round-000",
         "round-001",
         "round-002",
@@ -295,7 +318,7 @@ def test_learner_resumes_from_a_revision_with_the_same_queries(
         assert mine["test/accuracy"] == pytest.approx(theirs["test/accuracy"], abs=1e-6)
     assert learner.pool.labelled_ids.tolist() == first.pool.labelled_ids.tolist()
     run_dir = Path(learner.config.run_dir)
-    assert sorted(p.name for p in (run_dir / "revisions").iterdir()) == [
+    assert sorted(p.name for p in (run_dir / "revisions").iterdir() if p.is_dir()) == [
         "round-001",
         "round-002",
         "round-003",
@@ -746,7 +769,8 @@ def test_example_script_pushes_rounds_and_the_final_model(hub, tmp_path):
     meta = _front_matter(card)
     assert meta["library_name"] == "transformers" and meta["datasets"] == ["tester/example-rounds"]
     result = meta["model-index"][0]["results"][0]
-    assert result["dataset"]["revision"] == summary["dataset_commit"]
+    # measured on the demo dataset's test split; the labelled set is linked as training data
+    assert result["dataset"] == {"type": "energizer_hf_demo", "name": "energizer_hf_demo", "split": "test"}
     assert {m["type"] for m in result["metrics"]} == {"accuracy", "f1"}
     main = _git(hub, "tester/example-rounds", "rev-parse", "main").strip()
     assert main == summary["dataset_commit"] and summary["dataset_commit"] in card

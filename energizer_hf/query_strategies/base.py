@@ -290,7 +290,7 @@ class AccumulatorStrategy(Strategy):
         self.on_pool_start(context)
         start = time.perf_counter()
         try:
-            _, ids = scorer.topk(
+            scores, ids = scorer.topk(
                 lambda batch, batch_idx: self.pool_step(batch, batch_idx),
                 context.pool.unlabelled_ids,
                 k,
@@ -301,6 +301,7 @@ class AccumulatorStrategy(Strategy):
             if model is not None and was_training:
                 model.train()
         context.add_time("score", start)
+        context.report_scores(ids, scores)
         self.on_pool_end(context, ids)
         return ids
 

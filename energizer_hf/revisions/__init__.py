@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and the API reference
     from energizer_hf.revisions.cards import render_dataset_card, render_model_card, size_category
     from energizer_hf.revisions.hub import HubRevisions, PushResult
     from energizer_hf.revisions.hub_api import validate_repo_id
-    from energizer_hf.revisions.local import LocalRevisions, save_final_model
+    from energizer_hf.revisions.local import LocalRevisions, save_final_model, write_revisions_index
     from energizer_hf.revisions.rounds import build_round_dataset, rebuild_pool_state
     from energizer_hf.revisions.runs import (
         ensure_round_stores,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and the API reference
         restore_from_revision,
         split_stores,
     )
+    from energizer_hf.revisions.sources import card_info
 
 # Loaded on first use, so that `import energizer_hf` (and the loop, which needs only the
 # protocol) does not import the Hub client: name -> submodule.
@@ -62,6 +63,8 @@ _LAZY = {
     "validate_repo_id": "hub_api",
     "LocalRevisions": "local",
     "save_final_model": "local",
+    "write_revisions_index": "local",
+    "card_info": "sources",
     "build_round_dataset": "rounds",
     "rebuild_pool_state": "rounds",
     "ensure_round_stores": "runs",
@@ -95,6 +98,7 @@ __all__ = [
     "RoundNotFoundError",
     "RoundStore",
     "build_round_dataset",
+    "card_info",
     "ensure_round_stores",
     "load_round",
     "push_run",
@@ -108,4 +112,5 @@ __all__ = [
     "size_category",
     "split_stores",
     "validate_repo_id",
+    "write_revisions_index",
 ]

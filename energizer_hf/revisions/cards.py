@@ -24,13 +24,17 @@ from typing import Any
 import numpy as np
 
 from energizer_hf.errors import EnergizerError
+from energizer_hf.metrics import is_per_class_key, per_class_table
 from energizer_hf.revisions.rounds import jsonable
+from energizer_hf.revisions.sources import task_metadata
 from energizer_hf.run import META_KEY, RunInfo, front_matter, round_tag
 
 __all__ = [
     "card_context",
     "curve",
     "dataset_card",
+    "dataset_info",
+    "hub_data_files",
     "front_matter",
     "metric_names",
     "model_card",
@@ -38,6 +42,7 @@ __all__ = [
     "render_dataset_card",
     "render_model_card",
     "size_category",
+    "with_configs",
 ]
 
 TEMPLATES = ("dataset_card.md.j2", "model_card.md.j2")
@@ -79,11 +84,15 @@ def _maybe_float(value: Any) -> float | None:
 
 
 def metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The test metrics of the records, accuracy and macro F1 first."""
+    """The test metrics of the records, accuracy and macro F1 first; per-class metrics
+    (``test/f1/<class>``) are left to :func:`per_class_rows`."""
     names: list[str] = []
     for rec in records:
         for key, value in rec.items():
-            if key.startswith("test/") and isinstance(value, (int, float)) and key not in names:
+            if (
+                key.startswith("test/") and isinstance(value, (int, float)) and key not in names
+                and not is_per_class_key(key)
+            ):
                 names.append(key)
     preferred = ["test/accuracy", "test/f1_macro"]
     return [n for n in preferred if n in names] + sorted(n for n in names if n not in preferred)
@@ -100,6 +109,50 @@ def curve(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[di
         }
         for rec in records
     ]
+
+
+def per_class_rows(
+    record: Mapping[str, Any], label_names: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    """The per-class test metrics of one record as one compact table: ``(header, rows)``,
+    a row per class in label order, a column per metric."""
+    header, rows = per_class_table(record, label_names)
+    return header, rows
+
+
+def dataset_info(ds: Any) -> dict[str, Any] | None:
+    """The ``dataset_info`` block of a round dataset's card: its features (in the Hub's
+    YAML form) and its one split with ``num_examples``; ``None`` for an object without
+    ``datasets`` features."""
+    features = getattr(ds, "features", None)
+    to_yaml = getattr(features, "_to_yaml_list", None)
+    if not callable(to_yaml):
+        return None
+    info: dict[str, Any] = {"features": to_yaml(), "splits": [{"name": "train", "num_examples": len(ds)}]}
+    size = getattr(ds, "data", None)
+    nbytes = getattr(size, "nbytes", None)
+    if isinstance(nbytes, int):
+        info["splits"][0]["num_bytes"] = nbytes
+    return info
+
+
+# The layout of a round on the Hub (HubRevisions commits a Parquet file there); a local
+# revision is a save_to_disk folder, which datasets.load_from_disk reads.
+def hub_data_files() -> list[dict[str, Any]]:
+    """The ``configs`` of a round's card on the Hub (``data/train-*``)."""
+    return [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+
+
+def with_configs(card: str, configs: list[dict[str, Any]] | None) -> str:
+    """``card`` with its metadata's ``configs`` replaced (``None``: removed)."""
+    from huggingface_hub import DatasetCard
+
+    parsed = DatasetCard(card)
+    if configs is None:
+        parsed.data.pop("configs", None)
+    else:
+        parsed.data.configs = configs
+    return str(parsed)
 
 
 # ---------------------------------------------------------------------- templates
@@ -138,39 +191,61 @@ def _card(metadata: Any, body: str) -> str:
     return f"---\n{metadata.to_yaml()}\n---\n\n{body}"
 
 
-def render_dataset_card(context: Mapping[str, Any], templates_dir: str | Path | None = None) -> str:
+def render_dataset_card(
+    context: Mapping[str, Any],
+    templates_dir: str | Path | None = None,
+    configs: list[dict[str, Any]] | None = None,
+) -> str:
     """A round's dataset card: metadata from ``context`` (see :func:`card_context`) as
-    :class:`huggingface_hub.DatasetCardData`, body from ``dataset_card.md.j2``."""
+    :class:`huggingface_hub.DatasetCardData`, body from ``dataset_card.md.j2``.
+
+    ``configs``: the card's ``configs`` (what ``datasets.load_dataset`` reads); ``None``
+    (a local revision, a ``save_to_disk`` folder read by ``datasets.load_from_disk``):
+    none. :class:`~energizer_hf.revisions.hub.HubRevisions` gives :func:`hub_data_files`.
+    """
     from huggingface_hub import DatasetCard, DatasetCardData
 
+    extra: dict[str, Any] = {META_KEY: jsonable(dict(context["meta"]))}
+    if context.get("dataset_info"):
+        extra["dataset_info"] = jsonable(context["dataset_info"])
     data = DatasetCardData(
         license=context["license"],
+        language=context.get("language") or None,
         pretty_name=context["pretty_name"],
-        task_categories=["text-classification"],
+        task_categories=list(context.get("task_categories") or ["text-classification"]),
+        task_ids=list(context.get("task_ids") or []) or None,
         tags=["active-learning", "energizer_hf"],
         size_categories=[context["size_category"]],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
-        **{META_KEY: jsonable(dict(context["meta"]))},
+        source_datasets=list(context.get("source_datasets") or []) or None,
+        configs=configs,
+        **extra,
     )
     return str(DatasetCard(_card(data, _render_body("dataset_card.md.j2", context, templates_dir))))
 
 
 def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | None = None) -> str:
-    """The final model's card: metadata (with a ``model-index`` of the final test metrics)
-    as :class:`huggingface_hub.ModelCardData`, body from ``model_card.md.j2``."""
+    """The final model's card: metadata (with a ``model-index`` of the final test metrics
+    on the dataset and split they were measured on, ``context["eval"]``; none when that is
+    unknown) as :class:`huggingface_hub.ModelCardData`, body from ``model_card.md.j2``."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     results = []
-    common = {
-        "task_type": "text-classification",
-        "task_name": "Text Classification",
-        "dataset_type": context["dataset_type"],
-        "dataset_name": context["dataset_name"],
-        "dataset_split": "test",
-        "dataset_revision": context.get("dataset_revision"),
-    }
-    if context.get("accuracy") is not None:
-        results.append(EvalResult(metric_type="accuracy", metric_value=context["accuracy"], metric_name="Accuracy", **common))
+    evaluated = context.get("eval") or {}
+    task = task_metadata(context.get("task") or "single_label")
+    if evaluated.get("type") and evaluated.get("name"):
+        common = {
+            "task_type": task["pipeline_tag"],
+            "task_name": task["task_name"],
+            "dataset_type": evaluated["type"],
+            "dataset_name": evaluated["name"],
+            "dataset_config": evaluated.get("config"),
+            "dataset_split": evaluated.get("split"),
+            "dataset_revision": evaluated.get("revision"),
+        }
+        if context.get("accuracy") is not None:
+            results.append(
+                EvalResult(metric_type="accuracy", metric_value=context["accuracy"], metric_name="Accuracy", **common)
+            )
         if context.get("f1") is not None:
             results.append(
                 EvalResult(
@@ -181,8 +256,9 @@ def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | No
     repo = context.get("dataset_repo_id")
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="text-classification",
+        pipeline_tag=task["pipeline_tag"],
         license=context["license"],
+        language=context.get("language") or None,
         tags=["active-learning", "energizer_hf"],
         base_model=context.get("base_model") or None,
         datasets=[repo] if repo else None,
@@ -199,13 +275,18 @@ def card_context(
     ds: Any,
     meta: Mapping[str, Any],
     *,
-    license: str = "other",
+    license: str | None = None,
     pretty_name: str | None = None,
     source_dataset: str | None = None,
     repo_id: str | None = None,
     run_branch: str = "energizer-run",
+    language: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The variables of a round's dataset card (``templates/README.md`` lists them)."""
+    """The variables of a round's dataset card (``templates/README.md`` lists them).
+
+    ``license`` / ``language`` / ``source_dataset``: override what the run says
+    (``RunInfo.card``); the license is ``"other"`` with a note when nobody says.
+    """
     import yaml
 
     records = run.up_to(round).records
@@ -218,8 +299,19 @@ def card_context(
             if key not in dist_names:
                 dist_names.append(key)
     this = records[-1] if records else {}
+    card = dict(run.card)
+    task = task_metadata(card.get("task") or "single_label")
+    header, rows = per_class_rows(this, label_names)
     return {
-        "license": license,
+        "license": license or card.get("license") or "other",
+        "license_note": None if license else card.get("license_note", _UNKNOWN_LICENSE if not card.get("license") else None),
+        "language": list(language or card.get("language") or []),
+        "task_categories": task["task_categories"],
+        "task_ids": list(card.get("task_ids") or task["task_ids"]),
+        "source_datasets": list(card.get("source_datasets") or []),
+        "dataset_info": dataset_info(ds),
+        "per_class_header": header,
+        "per_class": rows,
         "pretty_name": pretty_name or f"Active-learning labels, {round_tag(round)}",
         "size_category": size_category(len(ds)),
         "meta_yaml": yaml.safe_dump(jsonable(dict(meta)), sort_keys=False, allow_unicode=True).rstrip("\n"),
@@ -264,16 +356,25 @@ def card_context(
 
 def model_card_context(
     run: RunInfo,
-    model_repo_id: str,
+    model_repo_id: str | None = None,
     *,
-    license: str = "other",
+    license: str | None = None,
     base_model: str | None = None,
     dataset_repo_id: str | None = None,
     dataset_commit: str | None = None,
     dataset_url: str | None = None,
     source_dataset: str | None = None,
+    language: Sequence[str] | None = None,
+    model_path: str | None = None,
 ) -> dict[str, Any]:
-    """The variables of the final model's card (``templates/README.md`` lists them)."""
+    """The variables of the final model's card (``templates/README.md`` lists them).
+
+    ``model_repo_id``: the model's Hub repository (``None``: the card of the run's
+    ``final_model/`` folder, loaded from ``model_path``). ``license`` / ``base_model`` /
+    ``language`` / ``source_dataset``: override what the run says (``RunInfo.card``).
+    The ``model-index`` names the dataset and split the test metrics were measured on
+    (``RunInfo.card["eval"]``), never the labelled set the model was trained on.
+    """
     records = run.records
     if not records:
         raise EnergizerError("The run has no recorded round yet: run it before pushing its model.")
@@ -281,11 +382,21 @@ def model_card_context(
     names = metric_names(records)
     final = records[-1]
     settings = dict(run.settings)
+    card = dict(run.card)
+    header, rows = per_class_rows(final, list(run.label_names))
+    evaluated = dict(card.get("eval") or {})
+    load_from = model_repo_id or model_path or str(run.files.final_model)
     return {
-        "license": license,
-        "model_name": model_repo_id.split("/")[-1],
-        "repo_id": model_repo_id,
-        "base_model": base_model,
+        "license": license or card.get("license") or "other",
+        "license_note": None if license else card.get("license_note", _UNKNOWN_LICENSE if not card.get("license") else None),
+        "language": list(language or card.get("language") or []),
+        "task": card.get("task") or "single_label",
+        "model_name": (model_repo_id or run.files.root.name).split("/")[-1],
+        "repo_id": load_from,
+        "base_model": base_model or card.get("base_model"),
+        "eval": evaluated,
+        "per_class_header": header,
+        "per_class": rows,
         "dataset_repo_id": dataset_repo_id,
         "dataset_name": f"{dataset_repo_id or 'labelled set'} ({round_tag(last)})",
         "dataset_type": dataset_repo_id or "energizer_hf",
@@ -308,11 +419,29 @@ def model_card_context(
     }
 
 
-def dataset_card(run: RunInfo, round: int, ds: Any, meta: Mapping[str, Any], *, templates_dir: str | Path | None = None, **kwargs: Any) -> str:
-    """A round's rendered dataset card (``kwargs``: see :func:`card_context`)."""
-    return render_dataset_card(card_context(run, round, ds, meta, **kwargs), templates_dir)
+_UNKNOWN_LICENSE = (
+    "The license of the source data is not known to energizer_hf: check it before sharing, and give "
+    "card_license (e.g. apache-2.0, cc-by-4.0)."
+)
 
 
-def model_card(run: RunInfo, model_repo_id: str, *, templates_dir: str | Path | None = None, **kwargs: Any) -> str:
+def dataset_card(
+    run: RunInfo,
+    round: int,
+    ds: Any,
+    meta: Mapping[str, Any],
+    *,
+    templates_dir: str | Path | None = None,
+    configs: list[dict[str, Any]] | None = None,
+    **kwargs: Any,
+) -> str:
+    """A round's rendered dataset card (``kwargs``: see :func:`card_context`;
+    ``configs``: see :func:`render_dataset_card`)."""
+    return render_dataset_card(card_context(run, round, ds, meta, **kwargs), templates_dir, configs)
+
+
+def model_card(
+    run: RunInfo, model_repo_id: str | None = None, *, templates_dir: str | Path | None = None, **kwargs: Any
+) -> str:
     """The final model's rendered card (``kwargs``: see :func:`model_card_context`)."""
     return render_model_card(model_card_context(run, model_repo_id, **kwargs), templates_dir)

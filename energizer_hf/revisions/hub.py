@@ -34,7 +34,7 @@ from energizer_hf.revisions.base import (
     HubSyncError,
     RoundNotFoundError,
 )
-from energizer_hf.revisions.cards import model_card
+from energizer_hf.revisions.cards import hub_data_files, model_card, with_configs
 from energizer_hf.revisions.hub_api import (
     DATA_FILE,
     card_meta,
@@ -110,7 +110,7 @@ class HubRevisions(LocalRevisions):
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         on_error: str = "raise",
-        license: str = "other",
+        license: str | None = None,
         pretty_name: str | None = None,
         source_dataset: str | None = None,
         templates_dir: str | Path | None = None,
@@ -393,7 +393,7 @@ class HubRevisions(LocalRevisions):
         from huggingface_hub import CommitOperationAdd
 
         ds = datasets.load_from_disk(str(local))
-        card = (local / CARD_FILE).read_bytes()
+        card = _hub_card(local)
         title = f"{prefix} {len(ds)} labelled rows"
         description = json.dumps({META_KEY: dataset_meta(ds)}, sort_keys=True)
         parent = {"head": head}
@@ -608,7 +608,7 @@ class HubRevisions(LocalRevisions):
             ds.to_parquet(str(parquet))
             ops = [
                 CommitOperationAdd(path_in_repo=DATA_FILE, path_or_fileobj=str(parquet)),
-                CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=(local / CARD_FILE).read_bytes()),
+                CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=_hub_card(local)),
             ]
             return self._commit_once(
                 api,
@@ -651,3 +651,9 @@ class HubRevisions(LocalRevisions):
         )
         with quiet_datasets():
             return self._push_main(api, round, snap)
+
+
+def _hub_card(local: Path) -> bytes:
+    """A local revision's card as it goes to the Hub: with the ``configs`` of the Hub
+    layout (the Parquet file a commit adds), which a local ``save_to_disk`` folder has not."""
+    return with_configs((local / CARD_FILE).read_text(encoding="utf-8"), hub_data_files()).encode("utf-8")

@@ -46,7 +46,8 @@ class LocalRevisions:
 
     Args:
         run_dir: the run directory; ``None``: the run's (known at the first round).
-        license / pretty_name / source_dataset: card fields.
+        license / pretty_name / source_dataset: card fields (``None``: what the run says,
+            ``RunInfo.card``; the license is ``"other"`` with a note when unknown).
         templates_dir: a folder with your own ``dataset_card.md.j2`` / ``model_card.md.j2``
             (the packaged templates otherwise).
         run_branch: recorded in each revision's metadata (the branch a Hub store pushes to).
@@ -58,7 +59,7 @@ class LocalRevisions:
         self,
         run_dir: str | os.PathLike | None = None,
         *,
-        license: str = "other",
+        license: str | None = None,
         pretty_name: str | None = None,
         source_dataset: str | None = None,
         templates_dir: str | os.PathLike | None = None,
@@ -115,7 +116,9 @@ class LocalRevisions:
             return final
         files.revisions.mkdir(parents=True, exist_ok=True)
         with quiet_datasets():
-            return self._write(run, pool, round, final)
+            path = self._write(run, pool, round, final)
+        write_revisions_index(files)
+        return path
 
     def _write(self, run: RunInfo, pool: ActivePool, round: int, final: Path) -> Path:
         label_column = run.config.get("label_column")
@@ -163,6 +166,42 @@ class LocalRevisions:
         return final
 
 
+def write_revisions_index(files: RunDir) -> Path | None:
+    """Write ``revisions/README.md``: a card that lists every local round as a
+    configuration (``round-NNN``, the latest as the default), so that
+    ``datasets.load_dataset("<run_dir>/revisions", "round-002")`` loads a round. Replaced
+    atomically; ``None`` when there is no round yet."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from energizer_hf.utils import atomic_write_bytes
+
+    rounds = files.local_rounds()
+    if not rounds:
+        return None
+    configs = [
+        {
+            "config_name": round_tag(r),
+            "data_files": [{"split": "train", "path": f"{round_tag(r)}/data-*.arrow"}],
+            **({"default": True} if r == rounds[-1] else {}),
+        }
+        for r in rounds
+    ]
+    data = DatasetCardData(
+        pretty_name=f"Active-learning rounds of {files.root.name}",
+        tags=["active-learning", "energizer_hf"],
+        configs=configs,
+    )
+    body = (
+        f"# Rounds of the active-learning run `{files.root.name}`\n\n"
+        "Each configuration is the labelled set after one round (its own card is in the round's folder):\n\n"
+        "```python\nimport datasets\n"
+        f"ds = datasets.load_dataset(\"{files.revisions.as_posix()}\", \"{round_tag(rounds[-1])}\", split=\"train\")\n```\n"
+    )
+    path = files.revisions / CARD_FILE
+    atomic_write_bytes(path, str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")).encode("utf-8"))
+    return path
+
+
 def load_local_round(path: str | os.PathLike, revision: int | str | None = None) -> Any:
     """A local revision as a ``datasets.Dataset``.
 
@@ -193,11 +232,20 @@ def load_local_round(path: str | os.PathLike, revision: int | str | None = None)
     return datasets.load_from_disk(str(files.revision(round)))
 
 
-def save_final_model(run_dir: str | os.PathLike, model: Any, tokenizer: Any = None) -> Path:
+def save_final_model(
+    run_dir: str | os.PathLike,
+    model: Any,
+    tokenizer: Any = None,
+    *,
+    run: RunInfo | None = None,
+    templates_dir: str | os.PathLike | None = None,
+) -> Path:
     """Keep the trained model (and tokenizer) under ``<run_dir>/final_model`` (replaced whole).
 
     A ``transformers`` model is saved with ``save_pretrained``; any other ``torch`` module
-    as its ``state_dict`` (``final_model/state_dict.pt``).
+    as its ``state_dict`` (``final_model/state_dict.pt``). With ``run`` (a
+    :class:`~energizer_hf.run.RunInfo` with records), the folder gets its model card
+    (``README.md``), as a Hub model repository would.
     """
     files = RunDir(run_dir)
     final = files.final_model
@@ -219,6 +267,11 @@ def save_final_model(run_dir: str | os.PathLike, model: Any, tokenizer: Any = No
             torch.save(model.state_dict(), tmp / files.final_state_dict.name)
         if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
             tokenizer.save_pretrained(str(tmp))
+        if run is not None and run.records:
+            from energizer_hf.revisions.cards import model_card
+
+            card = model_card(run, templates_dir=templates_dir, model_path=str(final))
+            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)

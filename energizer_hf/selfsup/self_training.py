@@ -55,7 +55,6 @@ from energizer_hf.errors import EnergizerError
 
 __all__ = ["SelfTraining", "SelfTrainingConfig", "SelfTrainingError", "pseudo_label_file"]
 
-PSEUDO_DIR = "pseudo"
 
 
 class SelfTrainingError(EnergizerError):
@@ -141,7 +140,9 @@ class SelfTrainingConfig:
 
 def pseudo_label_file(run_dir: str | Path, round: int) -> Path:
     """Where the pseudo-labels used by round ``round``'s fit are kept."""
-    return Path(run_dir) / PSEUDO_DIR / f"round-{round:03d}.npz"
+    from energizer_hf.run import RunDir, round_tag
+
+    return RunDir(run_dir).pseudo_labels / f"{round_tag(round)}.npz"
 
 
 class SelfTraining:
@@ -175,7 +176,7 @@ class SelfTraining:
     # ------------------------------------------------------------------ before the fit
     def before_fit(self, loop: Any, round: int) -> dict[str, Any]:
         """Give this round's fit its pseudo-labels; return the record's ``pseudo/`` fields."""
-        from energizer_hf.scoring import broadcast_from_rank0
+        from energizer_hf.distributed import broadcast_from_rank0
 
         path = pseudo_label_file(loop.run_dir, round)
         stored = None
@@ -212,7 +213,6 @@ class SelfTraining:
         import torch
 
         from energizer_hf.functional.pseudo_labels import select_pseudo_labels
-        from energizer_hf.loop import SCORING_DIR
         from energizer_hf.utils import atomic_write_bytes
 
         start = time.perf_counter()
@@ -221,7 +221,7 @@ class SelfTraining:
         ids = labels = np.empty(0, dtype=np.int64)
         confidence = np.empty(0, dtype=np.float32)
         if candidates.size:
-            scorer = loop.backend.make_scorer(loop.run_dir / SCORING_DIR, progress=loop.progress)
+            scorer = loop.backend.make_scorer(loop.files.scoring, progress=loop.progress)
             model = self.model
             hook = getattr(model, "get_inputs_from_batch", None)
             was_training = model.training

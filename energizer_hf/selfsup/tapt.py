@@ -696,7 +696,7 @@ def adapt_encoder(
     Returns:
         The :class:`TAPTResult`; ``result.path`` is the run's copy.
     """
-    from energizer_hf.loop import env_rank
+    from energizer_hf.distributed import env_rank
     from energizer_hf.utils import dataset_fingerprint
 
     if config.steps <= 0:

@@ -21,8 +21,8 @@ torch.set_num_threads(1)
 
 def main(run_dir: str) -> None:
     from energizer_hf.demo import build_tiny_bert, make_demo_dataset, train_wordpiece_tokenizer
+    from energizer_hf.distributed import env_rank
     from energizer_hf.learner import ActiveLearner
-    from energizer_hf.loop import env_rank
 
     data = make_demo_dataset(num_train=200, num_test=40, seed=0)
     tok = train_wordpiece_tokenizer(data["train"]["text"][:], vocab_size=200)
