@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["build_tiny_bert", "make_demo_dataset", "run_demo", "train_wordpiece_tokenizer"]
+__all__ = [
+    "build_tiny_bert",
+    "make_demo_dataset",
+    "make_multilabel_dataset",
+    "make_ner_dataset",
+    "run_demo",
+    "run_ner_demo",
+    "train_wordpiece_tokenizer",
+]
 
 TOPICS: dict[str, list[str]] = {
     "sports": ["match", "goal", "striker", "coach", "league", "season", "referee", "tennis", "stadium", "trophy", "sprint", "keeper"],
@@ -60,6 +68,99 @@ def make_demo_dataset(
 
     features = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)}
+    )
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(sample(num_train), features=features),
+            "test": datasets.Dataset.from_dict(sample(num_test), features=features),
+        }
+    )
+
+
+ENTITIES: dict[str, list[list[str]]] = {
+    "PER": [["anna"], ["boris", "kowal"], ["chen", "li"], ["dara"], ["emil", "sand"], ["fatima"], ["gustav", "berg"],
+            ["hana", "sato"], ["ivan"], ["julia", "moreno"]],
+    "LOC": [["paris"], ["new", "york"], ["lagos"], ["rio", "de", "janeiro"], ["oslo"], ["cape", "town"], ["lima"],
+            ["hanoi"], ["buenos", "aires"], ["perth"]],
+    "ORG": [["acme", "corp"], ["unicef"], ["red", "cross"], ["nasa"], ["globex"], ["the", "bank", "of", "oslo"],
+            ["fifa"], ["initech"], ["world", "health", "organization"], ["umbrella", "inc"]],
+}
+NER_TAGS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def make_ner_dataset(num_train: int = 1000, num_test: int = 300, seed: int = 0) -> Any:
+    """A seeded named-entity ``DatasetDict`` (``tokens`` + ``ner_tags`` as
+    ``Sequence(ClassLabel)`` in BIO form, types PER / LOC / ORG) with ``train`` and ``test``.
+
+    Sentences are filler words with zero to three entities from small name lists; some
+    names are ambiguous on purpose ("oslo" is a place, and part of an organisation).
+
+    >>> ds = make_ner_dataset(4, 2, seed=0)
+    >>> ds["train"].features["ner_tags"].feature.names[:3]
+    ['O', 'B-LOC', 'I-LOC']
+    """
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    types = sorted(ENTITIES)
+
+    def sample(n: int) -> dict[str, list]:
+        tokens, tags = [], []
+        for _ in range(n):
+            words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(4, 12)))]
+            labels = ["O"] * len(words)
+            for _ in range(int(rng.choice(4, p=[0.25, 0.4, 0.25, 0.1]))):
+                etype = types[int(rng.integers(len(types)))]
+                name = ENTITIES[etype][int(rng.integers(len(ENTITIES[etype])))]
+                at = int(rng.integers(0, len(words) + 1))
+                words[at:at] = list(name)
+                labels[at:at] = [f"B-{etype}"] + [f"I-{etype}"] * (len(name) - 1)
+            tokens.append(words)
+            tags.append([NER_TAGS.index(t) for t in labels])
+        return {"tokens": tokens, "ner_tags": tags}
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=NER_TAGS)),
+        }
+    )
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(sample(num_train), features=features),
+            "test": datasets.Dataset.from_dict(sample(num_test), features=features),
+        }
+    )
+
+
+def make_multilabel_dataset(num_train: int = 1000, num_test: int = 300, seed: int = 0) -> Any:
+    """A seeded multi-label ``DatasetDict``: texts mixing one to three of the demo topics,
+    ``labels`` a ``Sequence(ClassLabel)`` of the topics present.
+
+    >>> ds = make_multilabel_dataset(3, 1, seed=0)
+    >>> ds["train"].features["labels"].feature.names[0]
+    'sports'
+    """
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    names = list(TOPICS)
+
+    def sample(n: int) -> dict[str, list]:
+        texts, labels = [], []
+        for _ in range(n):
+            k = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+            chosen = sorted(rng.choice(len(names), size=k, replace=False, p=PRIORS).tolist())
+            words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(5, 12)))]
+            for c in chosen:
+                for w in rng.choice(TOPICS[names[c]], size=int(rng.integers(1, 3))):
+                    words.insert(int(rng.integers(0, len(words) + 1)), str(w))
+            texts.append(" ".join(words))
+            labels.append(chosen)
+        return {"text": texts, "labels": labels}
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "labels": datasets.Sequence(datasets.ClassLabel(names=names))}
     )
     return datasets.DatasetDict(
         {

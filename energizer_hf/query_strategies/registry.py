@@ -9,7 +9,7 @@ from energizer_hf.errors import EnergizerError, UnknownStrategyError
 if TYPE_CHECKING:
     from energizer_hf.query_strategies.base import Strategy
 
-__all__ = ["available_strategies", "get_strategy_class", "register_strategy"]
+__all__ = ["available_strategies", "check_strategy_task", "get_strategy_class", "register_strategy", "strategies_for_task"]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 T = TypeVar("T", bound="type[Strategy]")
@@ -59,3 +59,28 @@ def get_strategy_class(name: str) -> type[Strategy]:
             f"Unknown strategy '{name}'. Known strategies: {', '.join(available_strategies())}."
         )
     return _REGISTRY[key]
+
+
+def strategies_for_task(task: str) -> list[str]:
+    """Sorted names of the registered strategies that serve ``task`` (their ``tasks``)."""
+    return sorted(
+        key for key, cls in _REGISTRY.items() if key == cls.name and task in getattr(cls, "tasks", ())
+    )
+
+
+def check_strategy_task(cls: type[Strategy], task: str | None) -> None:
+    """Refuse a strategy class that cannot serve ``task`` (``None``: no check).
+
+    Raises:
+        StrategyTaskError: naming the strategies that can serve the task.
+    """
+    from energizer_hf.errors import StrategyTaskError
+
+    if task is None or task in getattr(cls, "tasks", ()):
+        return
+    name = getattr(cls, "name", cls.__name__)
+    raise StrategyTaskError(
+        f"The strategy '{name}' cannot serve the task '{task}' (it serves: "
+        f"{', '.join(getattr(cls, 'tasks', ())) or 'none'}). Strategies for {task}: "
+        f"{', '.join(strategies_for_task(task)) or 'none registered'}."
+    )
