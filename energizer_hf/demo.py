@@ -23,7 +23,6 @@ __all__ = [
     "make_multilabel_dataset",
     "make_ner_dataset",
     "run_demo",
-    "run_ner_demo",
     "train_wordpiece_tokenizer",
 ]
 
@@ -231,20 +230,42 @@ def build_tiny_bert(vocab_size: int, hidden: int = 64, layers: int = 2) -> Any:
     )
 
 
+DEMO_TASKS: dict[str, dict[str, Any]] = {
+    "text_classification": {"strategies": ("entropy", "random"), "metric": "test/accuracy",
+                            "columns": ["test/accuracy", "test/f1_macro"]},
+    "ner": {"strategies": ("token_entropy", "random"), "metric": "test/entity_f1",
+            "columns": ["num_labelled_tokens", "test/entity_f1", "test/token_accuracy"]},
+    "multi_label": {"strategies": ("binary_entropy", "random"), "metric": "test/f1_micro",
+                    "columns": ["test/f1_micro", "test/f1_macro", "test/subset_accuracy"]},
+}
+
+
 def run_demo(
     out_dir: str | Path = "energizer_demo",
-    strategies: tuple[str, ...] = ("entropy", "random"),
+    strategies: tuple[str, ...] | None = None,
     rounds: int = 6,
     query_size: int = 20,
     initial_size: int = 20,
     seed: int = 0,
     progress: bool = True,
     echo: Any = print,
+    task: str = "text_classification",
 ) -> dict[str, Any]:
     """Run each strategy on the demo data, print the learning curves and save a plot.
 
+    ``task``: ``text_classification`` (topics), ``ner`` (generated sentences with PER / LOC
+    / ORG entities, token classification) or ``multi_label`` (texts mixing topics).
+    Strategies default to the task's uncertainty strategy and random.
+
     Returns a dict with the results per strategy and the paths written.
     """
+    task = {"token_classification": "ner", "multilabel": "multi_label", "classification": "text_classification"}.get(task, task)
+    if task not in DEMO_TASKS:
+        from energizer_hf.errors import UnknownTaskError
+
+        raise UnknownTaskError(f"The demo has the tasks {', '.join(DEMO_TASKS)}; got {task!r}.")
+    spec = DEMO_TASKS[task]
+    strategies = tuple(strategies or spec["strategies"])
     import torch
 
     from energizer_hf.learner import ActiveLearner
@@ -255,8 +276,18 @@ def run_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = make_demo_dataset(seed=seed)
-    tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
+    extra: dict[str, Any] = {}
+    if task == "ner":
+        data = make_ner_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]])
+        extra = {"initial_strategy": "random"}
+    elif task == "multi_label":
+        data = make_multilabel_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
+        extra = {"label_column": "labels"}
+    else:
+        data = make_demo_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
     config = build_tiny_bert(len(tokenizer))
     results = {}
     for name in strategies:
@@ -276,22 +307,27 @@ def run_demo(
             warmup_ratio=0.1,
             max_length=32,
             seed=seed,
-            run_dir=str(out_dir / f"run-{name}"),
+            run_dir=str(out_dir / (f"run-{name}" if task == "text_classification" else f"run-{task}-{name}")),
             progress=progress,
+            **extra,
         )
         results[name] = learner.run()
     echo("")
     for name, res in results.items():
         echo(f"== {name}")
-        echo(res.to_table(["round", "num_labelled", "test/accuracy", "test/f1_macro", "time_fit", "time_query"]))
+        echo(res.to_table(["round", "num_labelled", *spec["columns"], "time_fit", "time_query"]))
         echo("")
-    echo("Area under the learning curve (test accuracy):")
+    metric = spec["metric"]
+    echo(f"Area under the learning curve ({metric}):")
     for name, res in results.items():
-        echo(f"  {name:>10}: {res.area_under_curve('test/accuracy'):.4f}   final: {res[-1]['test/accuracy']:.4f}")
+        echo(f"  {name:>10}: {res.area_under_curve(metric):.4f}   final: {res[-1][metric]:.4f}")
+    suffix = "" if task == "text_classification" else f"_{task}"
     plot = plot_learning_curves(
-        results, out_dir / "learning_curves.png", metric="test/accuracy", title="energizer_hf demo"
+        results, out_dir / f"learning_curves{suffix}.png", metric=metric, title=f"energizer_hf demo ({task})"
     )
-    written = [plot] + [RunDir(out_dir / f"run-{n}").rounds for n in results]
+    written = [plot] + [
+        RunDir(out_dir / (f"run-{n}" if task == "text_classification" else f"run-{task}-{n}")).rounds for n in results
+    ]
     echo("")
     echo("Files written:")
     for p in written:

@@ -832,6 +832,7 @@ class ActiveLearner:
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
         semantic["tokenizer"] = tok_id
+        semantic["task"] = task.name
         semantic["trainer_kwargs"] = {
             k: v for k, v in (semantic.get("trainer_kwargs") or {}).items() if k not in NON_SEMANTIC_TRAINER_KWARGS
         } or None

@@ -146,7 +146,8 @@ def render_dataset_card(context: Mapping[str, Any], templates_dir: str | Path | 
     data = DatasetCardData(
         license=context["license"],
         pretty_name=context["pretty_name"],
-        task_categories=["text-classification"],
+        task_categories=list(context["meta"].get("task_categories") or ["text-classification"]),
+        task_ids=list(context["meta"].get("task_ids") or []) or None,
         tags=["active-learning", "energizer_hf"],
         size_categories=[context["size_category"]],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
@@ -161,9 +162,10 @@ def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | No
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     results = []
+    token = context.get("task") == "token_classification"
     common = {
-        "task_type": "text-classification",
-        "task_name": "Text Classification",
+        "task_type": "token-classification" if token else "text-classification",
+        "task_name": "Token Classification" if token else "Text Classification",
         "dataset_type": context["dataset_type"],
         "dataset_name": context["dataset_name"],
         "dataset_split": "test",
@@ -181,7 +183,7 @@ def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | No
     repo = context.get("dataset_repo_id")
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="text-classification",
+        pipeline_tag="token-classification" if token else "text-classification",
         license=context["license"],
         tags=["active-learning", "energizer_hf"],
         base_model=context.get("base_model") or None,
@@ -246,6 +248,8 @@ def card_context(
         "settings": settings,
         "config": {k: v for k, v in sorted(run.config.items()) if isinstance(v, (bool, int, float, str))},
         "label_names": label_names,
+        "task": meta.get("task") or run.config.get("task") or "text_classification",
+        "entity_types": list(meta.get("entity_types") or []),
         "label_source": meta.get("label_source"),
         "distribution_names": dist_names,
         "distribution": [
@@ -291,6 +295,7 @@ def model_card_context(
         "dataset_type": dataset_repo_id or "energizer_hf",
         "dataset_revision": dataset_commit,
         "dataset_url": dataset_url,
+        "task": run.config.get("task") or "text_classification",
         "accuracy": _maybe_float(final.get("test/accuracy")),
         "f1": _maybe_float(final.get("test/f1_macro")),
         "metric_names": names,

@@ -157,6 +157,29 @@ class MultiLabelStore:
         counts = self.multi_hot(ids).sum(0)
         return {i: int(c) for i, c in enumerate(counts.tolist()) if c}
 
+    task = "multi_label"
+    column = "labels"
+
+    def round_columns(self, ids: np.ndarray) -> tuple[dict[str, list], dict[str, Any]]:
+        """The label sets of ``ids`` as a ``labels`` column (``Sequence(ClassLabel)``)."""
+        import datasets
+
+        m = self.multi_hot(ids)
+        sets = [np.flatnonzero(row).tolist() for row in m]
+        return {self.column: sets}, {self.column: datasets.Sequence(datasets.ClassLabel(names=self.label_names))}
+
+    def from_round_columns(self, ds: Any) -> np.ndarray | None:
+        if self.column not in ds.column_names:
+            return None
+        _, out = as_multi_hot(ds[self.column][:], self.label_names, allow_empty=True)
+        return out
+
+    def card_meta(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "task_categories": list(MultiLabelTask.task_categories),
+            "task_ids": list(MultiLabelTask.task_ids), "label_set": list(self.label_names),
+        }
+
     def describe(self, ids: np.ndarray) -> dict[str, int]:
         ids = np.asarray(ids, dtype=np.int64)
         return {"label_assignments": int(self.multi_hot(ids).sum()) if ids.size else 0}

@@ -312,6 +312,30 @@ class TagStore:
         counts = np.bincount(np.asarray(values, dtype=np.int64), minlength=len(self.tag_names))
         return {i: int(c) for i, c in enumerate(counts.tolist()) if c}
 
+    # what the round datasets and cards ask
+    task = "token_classification"
+    column = "ner_tags"
+
+    def round_columns(self, ids: np.ndarray) -> tuple[dict[str, list], dict[str, Any]]:
+        """The labelled tags of ``ids`` as a ``ner_tags`` column (``Sequence(ClassLabel)``)."""
+        import datasets
+
+        tags = [t.tolist() for t in self.word_tags(ids)]
+        return {self.column: tags}, {self.column: datasets.Sequence(datasets.ClassLabel(names=self.tag_names))}
+
+    def from_round_columns(self, ds: Any) -> list[np.ndarray] | None:
+        """The tags of a stored round (``None`` when it has no tags column)."""
+        if self.column not in ds.column_names:
+            return None
+        return [np.asarray(t, dtype=np.int64) for t in ds[self.column][:]]
+
+    def card_meta(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "task_categories": list(TokenClassificationTask.task_categories),
+            "task_ids": list(TokenClassificationTask.task_ids), "entity_types": entity_types(self.tag_names),
+            "tag_names": list(self.tag_names),
+        }
+
     def describe(self, ids: np.ndarray) -> dict[str, int]:
         """Sentences, tokens and entities of ``ids`` (the round records' counts)."""
         ids = np.asarray(ids, dtype=np.int64)
