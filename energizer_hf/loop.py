@@ -530,6 +530,9 @@ class ActiveLoop:
                 scorer = self.backend.make_scorer(None, progress=False).local()
             else:
                 scorer = self.backend.make_scorer(self.files.scoring, progress=False)
+            words = getattr(self.pool.label_store, "predict", None)
+            if callable(words):  # token classification: word tags and their probability
+                return words(strategy, scorer.local(), np.asarray(ids, dtype=np.int64))
             ctx = QueryContext(pool=self.pool, round=self._round, seed=self.settings.seed, scorer=scorer)
             return np.asarray(strategy.pool_outputs(ctx, ("probs",), ids=np.asarray(ids, dtype=np.int64))["probs"])
 

@@ -340,3 +340,93 @@ def test_task_crash_then_resume_equals_uninterrupted(tmp_path, task, strategy, f
     resumed = _task_result(_task_run(tmp_path / "crash", task, strategy))
     assert resumed == full
     assert len((tmp_path / "crash" / "rounds.jsonl").read_text().splitlines()) == 4
+
+
+# ---------------------------------------------------------------------- the seed API
+class _TokenData(torch.utils.data.Dataset):
+    """Sentences of ids 1..9 (padded with 0) whose tag is 1 for ids > 6, else 0."""
+
+    def __init__(self, n: int = 120, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.lengths = torch.randint(2, 9, (n,), generator=g)
+        self.ids = torch.randint(1, 10, (n, 8), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        n = int(self.lengths[i])
+        ids = self.ids[i].clone()
+        ids[n:] = 0
+        mask = (ids > 0).long()
+        labels = torch.where(mask.bool(), (ids > 6).long(), torch.full_like(ids, -100))
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class _TokenTagger(__import__("pytorch_lightning").LightningModule):
+    task = "token_classification"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(10, 8)
+        self.out = torch.nn.Linear(8, 2)
+
+    def get_inputs_from_batch(self, batch):
+        return batch["input_ids"]
+
+    def forward(self, input_ids):
+        return self.out(self.emb(input_ids))
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch["input_ids"])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 2), batch["labels"].reshape(-1), ignore_index=-100)
+
+    def test_step(self, batch, batch_idx):
+        keep = batch["labels"] != -100
+        acc = (self(batch["input_ids"]).argmax(-1)[keep] == batch["labels"][keep]).float().mean()
+        self.log("token_accuracy", acc)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
+def test_seed_api_token_classifier_with_per_token_scores(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from energizer_hf import Trainer
+    from energizer_hf.functional.sequence import per_token_entropy
+    from energizer_hf.query_strategies import AccumulatorStrategy, EntropyStrategy, TokenEntropyStrategy
+
+    class MeanTokenEntropy(AccumulatorStrategy):
+        tasks = ("token_classification",)
+        token_reduction = "mean"
+
+        def pool_step(self, batch, batch_idx, *args, **kwargs):
+            return per_token_entropy(self(self.get_inputs_from_batch(batch))), batch["attention_mask"]
+
+    train_dl = DataLoader(_TokenData(), batch_size=16)
+    test_dl = DataLoader(_TokenData(40, seed=1), batch_size=16)
+    for strategy in (MeanTokenEntropy(_TokenTagger()), TokenEntropyStrategy(_TokenTagger(), reduction="max")):
+        trainer = Trainer(max_labelling_epochs=2, query_size=10, max_epochs=2, enable_progress_bar=False,
+                          enable_model_summary=False, progress=False, run_dir=tmp_path / type(strategy).__name__)
+        res = trainer.active_fit(model=strategy, train_dataloaders=train_dl, test_dataloaders=test_dl)
+        assert [r["num_labelled"] for r in res] == [10, 20, 30]
+        assert all(0.0 <= r["test/token_accuracy"] <= 1.0 for r in res)
+    with pytest.raises(StrategyTaskError):
+        EntropyStrategy(_TokenTagger())
+
+
+def test_per_token_scores_are_reduced_by_the_named_reduction():
+    from energizer_hf.query_strategies import AccumulatorStrategy
+
+    class S(AccumulatorStrategy):
+        token_reduction = "max"
+
+    s = S(torch.nn.Identity())
+    scores = torch.tensor([[1.0, 5.0, 9.0], [2.0, 3.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    assert s._check_scores((scores, mask), 2).tolist() == [5.0, 3.0]
+    from energizer_hf.errors import InvalidScoresError
+
+    with pytest.raises(InvalidScoresError, match="per-token scores"):
+        s._check_scores((torch.ones(3), mask), 2)

@@ -125,9 +125,22 @@ class MultiLabelStore:
             self.store.set(old.labelled_ids, old.get(old.labelled_ids))
 
     def given(self, labels: Any, n: int) -> np.ndarray:
-        given, _ = as_multi_hot(labels, self.label_names, allow_empty=True)
+        """Which answers carry a label set: ``None`` / -1 rows are skipped, and so is an
+        empty set unless the label set permits "none" (``allow_empty``), with a warning:
+        the row goes back to the pool."""
+        import warnings
+
+        given, out = as_multi_hot(labels, self.label_names, allow_empty=True)
         if given.size != n:
             raise InvalidIdsError(f"The oracle returned {given.size} label sets for {n} ids.")
+        empty = given & (out.sum(1) == 0)
+        if empty.any() and not self.allow_empty:
+            warnings.warn(
+                f"{int(empty.sum())} answers have no label and the label set does not permit 'none' "
+                "(allow_empty_labels): those rows stay unlabelled.",
+                stacklevel=3,
+            )
+            given = given & ~empty
         return given
 
     def subset(self, labels: Any, mask: np.ndarray) -> np.ndarray:

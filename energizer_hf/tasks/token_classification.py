@@ -312,6 +312,36 @@ class TagStore:
         counts = np.bincount(np.asarray(values, dtype=np.int64), minlength=len(self.tag_names))
         return {i: int(c) for i, c in enumerate(counts.tolist()) if c}
 
+    def predict(self, strategy: Any, scorer: Any, ids: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """The model's word tags of ``ids`` and their mean probability (pre-annotations for
+        people), on this process: ``[(tag ids per word, score), ...]`` in the order of ids."""
+        from energizer_hf.token_alignment import words_from_subwords
+
+        ids = np.asarray(ids, dtype=np.int64)
+        model = strategy.model
+        was_training = model.training
+        model.to(scorer.device).eval()
+        out: dict[int, tuple[np.ndarray, float]] = {}
+        try:
+            with torch.inference_mode():
+                for batch_ids in scorer.source.plan(ids, scorer.batch_size):
+                    batch = scorer.source.collate(batch_ids)
+                    batch = {k: v.to(scorer.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+                    logits = strategy(strategy.get_inputs_from_batch(batch))
+                    logits = getattr(logits, "logits", logits)
+                    probs = torch.softmax(logits.float(), -1).cpu().numpy()
+                    words, _ = words_from_subwords(
+                        probs, batch["word_ids"].cpu().numpy(), self.costs[batch_ids], fill=0.0
+                    )
+                    for j, pid in enumerate(batch_ids.tolist()):
+                        n = int(self.costs[pid])
+                        p = words[j, :n]
+                        tags = np.where(p.sum(-1) > 0, p.argmax(-1), 0)
+                        out[pid] = (tags.astype(np.int64), float(p.max(-1).mean()) if n else 0.0)
+        finally:
+            model.train(was_training)
+        return [out[int(i)] for i in ids.tolist()]
+
     # what the round datasets and cards ask
     task = "token_classification"
     column = "ner_tags"
