@@ -353,6 +353,14 @@ def compare_plot(name: str, run_dirs: list[Path], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="text_classification",
+                        choices=["text_classification", "ner", "token_classification", "multi_label", "ner_throughput"],
+                        help="ner / multi_label / ner_throughput: see benchmarks/al_tasks.py")
+    parser.add_argument("--budget-unit", default="examples", choices=["examples", "tokens"],
+                        help="--task ner: count budgets in sentences or in words")
+    parser.add_argument("--query-tokens", type=int, default=0, help="--budget-unit tokens: words per round")
+    parser.add_argument("--initial-tokens", type=int, default=0, help="--budget-unit tokens: words of the initial set")
+    parser.add_argument("--repeats", type=int, default=5, help="--task ner_throughput: timed repeats")
     parser.add_argument("--datasets", default="trec6,sst2,agnews,banking77")
     parser.add_argument("--strategies", default="random,entropy,margin,badge,cal")
     parser.add_argument("--seeds", default="0,1,2")
@@ -381,6 +389,30 @@ def main() -> None:
         args.rounds, args.pool_rows, args.test_rows = 2, 500, 200
         args.settings = ["min_steps=20", *args.settings]
     settings = parse_settings(args.settings)
+    if args.task != "text_classification":
+        import al_tasks
+
+        task = "ner" if args.task in ("ner", "token_classification") else args.task
+        if args.strategies == "random,entropy,margin,badge,cal":
+            args.strategies = al_tasks.DEFAULT_STRATEGIES.get(task, args.strategies)
+        defaults = {"ner": (50, 50, 5, 0, 500), "multi_label": (100, 100, 5, 3000, 1000)}.get(task)
+        if defaults is not None:  # the protocol's sizes unless given on the command line
+            given = set(sys.argv)
+            for opt, attr, value in zip(("--initial", "--query-size", "--rounds", "--pool-rows", "--test-rows"),
+                                        ("initial", "query_size", "rounds", "pool_rows", "test_rows"), defaults):
+                if opt not in given:
+                    setattr(args, attr, value)
+        args.out = args.out or f"runs/al_{task}"
+        import torch
+        import transformers
+
+        torch.set_num_threads(1)
+        transformers.logging.set_verbosity_error()
+        if task == "ner_throughput":
+            al_tasks.ner_throughput(args)
+        else:
+            al_tasks.run_task(args, settings)
+        return
     if args.epochs is not None:
         settings["max_epochs"] = args.epochs
     if args.lr is not None:

@@ -1,7 +1,7 @@
 """``energizer-hf``: the command line.
 
 Commands:
-    demo        run the offline demo (entropy vs random on generated data)
+    demo        run the offline demo (entropy vs random on generated data; --task ner|multi_label)
     run         run a YAML configuration; any field can be overridden (--query-size 10)
     push        push a run's round revisions, labelled set and final model to the Hub
     strategies  list the strategies: name, family, description (and aliases)
@@ -100,7 +100,10 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=6)
     demo.add_argument("--query-size", type=int, default=20)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--strategies", default="entropy,random", help="comma-separated names")
+    demo.add_argument("--strategies", default=None,
+                      help="comma-separated names (default: the task's uncertainty strategy and random)")
+    demo.add_argument("--task", default="text_classification", choices=["text_classification", "ner", "multi_label"],
+                      help="the generated task: topics, named entities (ner) or several topics per text")
     demo.add_argument("--no-progress", action="store_true")
 
     run = sub.add_parser(
@@ -346,7 +349,8 @@ def _strategies() -> int:
     for name, entry in CATALOG.items():
         aliases = entry["aliases"]
         also = f" (aliases: {', '.join(aliases)})" if aliases else ""  # type: ignore[arg-type]
-        print(f"{name:<{width}}  {entry['family']:<{families}}  {entry['description']}{also}")
+        tasks = ", ".join(entry.get("tasks") or [])  # type: ignore[arg-type]
+        print(f"{name:<{width}}  {entry['family']:<{families}}  {entry['description']}{also}  [tasks: {tasks}]")
     return 0
 
 
@@ -404,11 +408,12 @@ def _dispatch(args: argparse.Namespace, frame: Any) -> int:
 
         run_demo(
             out_dir=args.out_dir,
-            strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+            strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies else None,
             rounds=args.rounds,
             query_size=args.query_size,
             seed=args.seed,
             progress=False if args.no_progress else None,  # default: only on a terminal
+            task=args.task,
         )
         return 0
     if args.command == "strategies":

@@ -108,7 +108,10 @@ class LabelledRows(Dataset):
     ) -> None:
         self.dataset = dataset
         self.ids = np.asarray(ids, dtype=np.int64)
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        # one int per row, or a task's per-row labels (word tags, multi-hot rows) as they are
+        if labels is not None and not isinstance(labels, list) and np.ndim(labels) == 1:
+            labels = np.asarray(labels, dtype=np.int64)
+        self.labels = labels
         self.columns = columns
 
     def __len__(self) -> int:
@@ -119,8 +122,9 @@ class LabelledRows(Dataset):
         keys = self.columns or list(rows)
         out = [{k: rows[k][j] for k in keys} for j in range(len(positions))]
         if self.labels is not None:
+            scalar = isinstance(self.labels, np.ndarray) and self.labels.ndim == 1
             for j, p in enumerate(positions):
-                out[j]["labels"] = int(self.labels[p])
+                out[j]["labels"] = int(self.labels[p]) if scalar else self.labels[p]
         return out
 
     def __getitem__(self, position: int) -> dict[str, Any]:
@@ -240,18 +244,24 @@ class HFDataAdapter:
             num_workers=self.num_workers,
         )
 
+    @staticmethod
+    def _labels(pool: ActivePool, ids: np.ndarray) -> Any:
+        """The labels of ``ids`` from the label state (a task's store when it has one)."""
+        store = getattr(pool, "label_store", None)
+        return store.rows(ids) if store is not None else pool.labels[ids]
+
     def train_loader(self, pool: ActivePool, seed: int, ids: np.ndarray | None = None) -> DataLoader:
         """Shuffled training batches of ``ids`` (default: the pool's training rows, plus the
         pseudo-labelled rows of self-training when there are any)."""
         if ids is None:
             ids = pool.train_ids
-            labels = pool.labels[ids]
+            labels = self._labels(pool, ids)
             if self.extra_train_rows is not None:  # pseudo-labelled rows (self-training)
                 ids = np.concatenate([ids, self.extra_train_rows[0]])
                 labels = np.concatenate([labels, self.extra_train_rows[1]])
         else:
             ids = np.asarray(ids, dtype=np.int64)
-            labels = pool.labels[ids]
+            labels = self._labels(pool, ids)
         rows = LabelledRows(self.tokenized, ids, labels, self.model_columns)
         if self.group_by_length:
             sampler = LengthGroupedBatches(self.lengths[ids], self.batch_size, seed=seed)
@@ -271,7 +281,7 @@ class HFDataAdapter:
         ids = pool.validation_ids
         if ids.size == 0:
             return None
-        rows = LabelledRows(self.tokenized, ids, pool.labels[ids], self.model_columns)
+        rows = LabelledRows(self.tokenized, ids, self._labels(pool, ids), self.model_columns)
         lengths = None if self.lengths is None else self.lengths[ids]
         return self._sorted_loader(rows, lengths, self.eval_batch_size)
 

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["build_tiny_bert", "make_demo_dataset", "run_demo", "train_wordpiece_tokenizer"]
+__all__ = [
+    "build_tiny_bert",
+    "make_demo_dataset",
+    "make_multilabel_dataset",
+    "make_ner_dataset",
+    "run_demo",
+    "train_wordpiece_tokenizer",
+]
 
 TOPICS: dict[str, list[str]] = {
     "sports": ["match", "goal", "striker", "coach", "league", "season", "referee", "tennis", "stadium", "trophy", "sprint", "keeper"],
@@ -71,6 +78,99 @@ def make_demo_dataset(
         {
             "train": datasets.Dataset.from_dict(sample(num_train), features=features, info=info()),
             "test": datasets.Dataset.from_dict(sample(num_test), features=features, info=info()),
+        }
+    )
+
+
+ENTITIES: dict[str, list[list[str]]] = {
+    "PER": [["anna"], ["boris", "kowal"], ["chen", "li"], ["dara"], ["emil", "sand"], ["fatima"], ["gustav", "berg"],
+            ["hana", "sato"], ["ivan"], ["julia", "moreno"]],
+    "LOC": [["paris"], ["new", "york"], ["lagos"], ["rio", "de", "janeiro"], ["oslo"], ["cape", "town"], ["lima"],
+            ["hanoi"], ["buenos", "aires"], ["perth"]],
+    "ORG": [["acme", "corp"], ["unicef"], ["red", "cross"], ["nasa"], ["globex"], ["the", "bank", "of", "oslo"],
+            ["fifa"], ["initech"], ["world", "health", "organization"], ["umbrella", "inc"]],
+}
+NER_TAGS = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+
+
+def make_ner_dataset(num_train: int = 1000, num_test: int = 300, seed: int = 0) -> Any:
+    """A seeded named-entity ``DatasetDict`` (``tokens`` + ``ner_tags`` as
+    ``Sequence(ClassLabel)`` in BIO form, types PER / LOC / ORG) with ``train`` and ``test``.
+
+    Sentences are filler words with zero to three entities from small name lists; some
+    names are ambiguous on purpose ("oslo" is a place, and part of an organisation).
+
+    >>> ds = make_ner_dataset(4, 2, seed=0)
+    >>> ds["train"].features["ner_tags"].feature.names[:3]
+    ['O', 'B-LOC', 'I-LOC']
+    """
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    types = sorted(ENTITIES)
+
+    def sample(n: int) -> dict[str, list]:
+        tokens, tags = [], []
+        for _ in range(n):
+            words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(4, 12)))]
+            labels = ["O"] * len(words)
+            for _ in range(int(rng.choice(4, p=[0.25, 0.4, 0.25, 0.1]))):
+                etype = types[int(rng.integers(len(types)))]
+                name = ENTITIES[etype][int(rng.integers(len(ENTITIES[etype])))]
+                at = int(rng.integers(0, len(words) + 1))
+                words[at:at] = list(name)
+                labels[at:at] = [f"B-{etype}"] + [f"I-{etype}"] * (len(name) - 1)
+            tokens.append(words)
+            tags.append([NER_TAGS.index(t) for t in labels])
+        return {"tokens": tokens, "ner_tags": tags}
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=NER_TAGS)),
+        }
+    )
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(sample(num_train), features=features),
+            "test": datasets.Dataset.from_dict(sample(num_test), features=features),
+        }
+    )
+
+
+def make_multilabel_dataset(num_train: int = 1000, num_test: int = 300, seed: int = 0) -> Any:
+    """A seeded multi-label ``DatasetDict``: texts mixing one to three of the demo topics,
+    ``labels`` a ``Sequence(ClassLabel)`` of the topics present.
+
+    >>> ds = make_multilabel_dataset(3, 1, seed=0)
+    >>> ds["train"].features["labels"].feature.names[0]
+    'sports'
+    """
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    names = list(TOPICS)
+
+    def sample(n: int) -> dict[str, list]:
+        texts, labels = [], []
+        for _ in range(n):
+            k = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
+            chosen = sorted(rng.choice(len(names), size=k, replace=False, p=PRIORS).tolist())
+            words = [str(w) for w in rng.choice(FILLER, size=int(rng.integers(5, 12)))]
+            for c in chosen:
+                for w in rng.choice(TOPICS[names[c]], size=int(rng.integers(1, 3))):
+                    words.insert(int(rng.integers(0, len(words) + 1)), str(w))
+            texts.append(" ".join(words))
+            labels.append(chosen)
+        return {"text": texts, "labels": labels}
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "labels": datasets.Sequence(datasets.ClassLabel(names=names))}
+    )
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(sample(num_train), features=features),
+            "test": datasets.Dataset.from_dict(sample(num_test), features=features),
         }
     )
 
@@ -136,20 +236,42 @@ def build_tiny_bert(vocab_size: int, hidden: int = 64, layers: int = 2) -> Any:
     )
 
 
+DEMO_TASKS: dict[str, dict[str, Any]] = {
+    "text_classification": {"strategies": ("entropy", "random"), "metric": "test/accuracy",
+                            "columns": ["test/accuracy", "test/f1_macro"]},
+    "ner": {"strategies": ("token_entropy", "random"), "metric": "test/entity_f1",
+            "columns": ["num_labelled_tokens", "test/entity_f1", "test/token_accuracy"]},
+    "multi_label": {"strategies": ("binary_entropy", "random"), "metric": "test/f1_micro",
+                    "columns": ["test/f1_micro", "test/f1_macro", "test/subset_accuracy"]},
+}
+
+
 def run_demo(
     out_dir: str | Path = "energizer_demo",
-    strategies: tuple[str, ...] = ("entropy", "random"),
+    strategies: tuple[str, ...] | None = None,
     rounds: int = 6,
     query_size: int = 20,
     initial_size: int = 20,
     seed: int = 0,
     progress: bool | None = None,
     echo: Any = print,
+    task: str = "text_classification",
 ) -> dict[str, Any]:
     """Run each strategy on the demo data, print the learning curves and save a plot.
 
+    ``task``: ``text_classification`` (topics), ``ner`` (generated sentences with PER / LOC
+    / ORG entities, token classification) or ``multi_label`` (texts mixing topics).
+    Strategies default to the task's uncertainty strategy and random.
+
     Returns a dict with the results per strategy and the paths written.
     """
+    task = {"token_classification": "ner", "multilabel": "multi_label", "classification": "text_classification"}.get(task, task)
+    if task not in DEMO_TASKS:
+        from energizer_hf.errors import UnknownTaskError
+
+        raise UnknownTaskError(f"The demo has the tasks {', '.join(DEMO_TASKS)}; got {task!r}.")
+    spec = DEMO_TASKS[task]
+    strategies = tuple(strategies or spec["strategies"])
     import torch
 
     from energizer_hf.learner import ActiveLearner
@@ -160,8 +282,18 @@ def run_demo(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    data = make_demo_dataset(seed=seed)
-    tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
+    extra: dict[str, Any] = {}
+    if task == "ner":
+        data = make_ner_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]])
+        extra = {"initial_strategy": "random"}
+    elif task == "multi_label":
+        data = make_multilabel_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
+        extra = {"label_column": "labels"}
+    else:
+        data = make_demo_dataset(seed=seed)
+        tokenizer = train_wordpiece_tokenizer(data["train"]["text"][:])
     config = build_tiny_bert(len(tokenizer))
     results = {}
     for name in strategies:
@@ -181,22 +313,27 @@ def run_demo(
             warmup_ratio=0.1,
             max_length=32,
             seed=seed,
-            run_dir=str(out_dir / f"run-{name}"),
+            run_dir=str(out_dir / (f"run-{name}" if task == "text_classification" else f"run-{task}-{name}")),
             progress=progress,
+            **extra,
         )
         results[name] = learner.run()
     echo("")
     for name, res in results.items():
         echo(f"== {name}")
-        echo(res.to_table(["round", "num_labelled", "test/accuracy", "test/f1_macro", "time_fit", "time_query"]))
+        echo(res.to_table(["round", "num_labelled", *spec["columns"], "time_fit", "time_query"]))
         echo("")
-    echo("Area under the learning curve (test accuracy):")
+    metric = spec["metric"]
+    echo(f"Area under the learning curve ({metric}):")
     for name, res in results.items():
-        echo(f"  {name:>10}: {res.area_under_curve('test/accuracy'):.4f}   final: {res[-1]['test/accuracy']:.4f}")
+        echo(f"  {name:>10}: {res.area_under_curve(metric):.4f}   final: {res[-1][metric]:.4f}")
+    suffix = "" if task == "text_classification" else f"_{task}"
     plot = plot_learning_curves(
-        results, out_dir / "learning_curves.png", metric="test/accuracy", title="energizer_hf demo"
+        results, out_dir / f"learning_curves{suffix}.png", metric=metric, title=f"energizer_hf demo ({task})"
     )
-    written = [plot] + [RunDir(out_dir / f"run-{n}").rounds for n in results]
+    written = [plot] + [
+        RunDir(out_dir / (f"run-{n}" if task == "text_classification" else f"run-{task}-{n}")).rounds for n in results
+    ]
     echo("")
     echo("Files written:")
     for p in written:

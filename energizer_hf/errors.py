@@ -38,12 +38,15 @@ __all__ = [
     "RunLockedError",
     "RunStateMismatchError",
     "StreamInputError",
+    "StrategyTaskError",
     "StreamStateError",
     "TagLengthMismatchError",
+    "TokenBudgetError",
     "TrainerArgumentError",
     "UnknownLabelError",
     "UnknownStrategyError",
     "UnlabelledSplitError",
+    "UnknownTaskError",
     "UnsentItemError",
     "UnsupportedModelError",
     "VocabularyMismatchError",
@@ -156,6 +159,19 @@ class UnknownLabelError(EnergizerError):
 
 class EmptyLabelSetError(EnergizerError):
     """A multi-label row with no label, where the label set does not permit "none"."""
+
+
+class UnknownTaskError(EnergizerError):
+    """A task name that is not one of the known tasks, or a task that cannot be inferred
+    from the data's features (the message lists the known tasks and how to set one)."""
+
+
+class StrategyTaskError(EnergizerError):
+    """A query strategy that cannot serve the run's task (the message lists those that can)."""
+
+
+class TokenBudgetError(BudgetError):
+    """A budget in tokens smaller than the next (shortest unlabelled) sentence."""
 
 
 class DataFormatError(EnergizerError):

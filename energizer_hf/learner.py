@@ -106,6 +106,30 @@ class RunConfig:
         metadata={"help": "Class names in id order: they name integer labels (0/1 -> [neg, pos]), order string "
                   "labels, or give the classes when the pool has no label column."},
     )
+    task: str | None = field(
+        default=None,
+        metadata={"help": "text_classification, multi_label or token_classification (ner); default: "
+                  "inferred from the dataset's features (Sequence(ClassLabel) tags on a tokens column: "
+                  "token_classification; a list/Sequence label on a text column: multi_label)."},
+    )
+    tokens_column: str = field(
+        default="tokens", metadata={"help": "Token classification: the column of words (lists of strings)."}
+    )
+    label_separator: str = field(
+        default=";", metadata={"help": "Multi-label: separator of label names joined in one string (a;b)."}
+    )
+    allow_empty_labels: bool = field(
+        default=False, metadata={"help": "Multi-label: a row may have no label (the label set permits 'none')."}
+    )
+    threshold: float = field(default=0.5, metadata={"help": "Multi-label: decision threshold of each label's sigmoid."})
+    tune_threshold: bool = field(
+        default=False, metadata={"help": "Multi-label: tune the threshold on the validation rows at each validation pass."}
+    )
+    budget_unit: str = field(
+        default="examples",
+        metadata={"help": "What query_size, initial_size and total_budget count: examples, or tokens (words; "
+                  "token classification)."},
+    )
     model: str | None = field(default=None, metadata={"help": "Hub id or local directory of the model."})
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer hub id or directory (default: model)."})
     max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens."})
@@ -367,6 +391,7 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------- data loading
+_CONLL_EXTS = {".conll", ".conllu", ".bio", ".iob", ".iob2"}
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
@@ -403,6 +428,10 @@ def load_data(
     """
     import datasets
 
+    if data_files and {Path(f).suffix.lower() for f in data_files.values()} <= _CONLL_EXTS:
+        from energizer_hf.formats.conll import load_conll
+
+        return load_conll(dict(data_files))
     if data_files:
         exts = {Path(f).suffix.lower() for f in data_files.values()}
         if len(exts) != 1 or next(iter(exts)) not in _FILE_BUILDERS:
@@ -422,6 +451,10 @@ def load_data(
         (path / "dataset_dict.json").exists() or (path / "state.json").exists() or (path / "dataset_info.json").exists()
     ):
         return datasets.load_from_disk(str(path))
+    if path.is_file() and path.suffix.lower() in _CONLL_EXTS:
+        from energizer_hf.formats.conll import load_conll
+
+        return load_conll({"train": str(path)})
     if path.is_file():
         ext = path.suffix.lower()
         if ext not in _FILE_BUILDERS:
@@ -758,17 +791,28 @@ class ActiveLearner:
                 f"The test split '{cfg.test_split}' has no rows: give a non-empty test split or set test_split to ''."
             )
         needed = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+        task_name = self._resolve_task(pool_ds).name
+        ner = task_name == "token_classification"
+        if ner:
+            needed = [cfg.tokens_column]
+        if task_name != "text_classification" and val_ds is not None:
+            log.info("The '%s' split is not used for validation in %s runs (validation_perc is).",
+                     cfg.validation_split, task_name)
+            val_ds = None
         for name, ds in (("pool", pool_ds), ("test", test_ds), ("validation", val_ds)):
             if ds is None:
                 continue
             cols = ds.column_names
-            want = needed + ([cfg.label_column] if (name != "pool" or self.oracle is None) else [])
+            label = self._tags_column(ds) if ner else cfg.label_column
+            want = needed + ([label] if (name != "pool" or self.oracle is None) else [])
             missing = [c for c in want if c not in cols]
             if missing:
                 raise ColumnNotFoundError(
                     f"The {name} split has no column {', '.join(repr(m) for m in missing)}; its columns "
                     f"are: {', '.join(cols)}. Set text_column / label_column accordingly."
                 )
+        if task_name != "text_classification":  # the task's readers check list labels and tags
+            return pool_ds, test_ds, val_ds
         # unlabelled evaluation splits (a GLUE-style test split with -1) first, with a hint
         for split, ds in ((cfg.test_split, test_ds), (cfg.validation_split, val_ds)):
             if ds is not None:
@@ -823,41 +867,12 @@ class ActiveLearner:
                 ds = ds.cast_column(cfg.label_column, datasets_value("int64"))
         return ds
 
-    def setup(self) -> ActiveLoop:
-        """Load data, model and tokenizer, tokenize (cached), and build the loop."""
-        from transformers import AutoTokenizer, DataCollatorWithPadding
-
-        from energizer_hf.checks import check_model_source, check_tokenizer_files, check_vocab_fits
-        from energizer_hf.config_types import check_runtime
-        from energizer_hf.controls import NON_SEMANTIC_TRAINER_KWARGS
-        from energizer_hf.data import HFDataAdapter
-        from energizer_hf.fitting import LightningBackend
-        from energizer_hf.loop import ActiveLoop, LoopSettings
-        from energizer_hf.model import HFSequenceClassifier
-        from energizer_hf.oracles.base import SimulatedOracle
-        from energizer_hf.pool import ActivePool
-        from energizer_hf.revisions import ensure_round_stores, restore_from_revision, split_stores
-        from energizer_hf.stopping import criteria_from_config
-        from energizer_hf.utils import progress_enabled, seed_everything
-
+    def _text_labels(
+        self, pool_ds: Any, test_ds: Any, val_ds: Any
+    ) -> tuple[list[str], np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Class names, pool label ids (``None`` without a label column), test and
+        validation label ids."""
         cfg = self.config
-        files = RunDir(cfg.run_dir)
-        progress = progress_enabled(cfg.progress)
-        # before any work: the machine can run these settings, the model and tokenizer exist
-        user_kwargs = cfg.trainer_kwargs or {}
-        check_runtime(
-            user_kwargs.get("precision", cfg.precision),
-            user_kwargs.get("accelerator", cfg.accelerator),
-            user_kwargs.get("devices", cfg.devices),
-        )
-        model_dir = check_model_source(cfg.model) if self._model is None else None
-        if cfg.tokenizer:
-            check_model_source(cfg.tokenizer, "tokenizer")
-        elif self._tokenizer is None and model_dir is not None:
-            check_tokenizer_files(model_dir)
-        pool_ds, test_ds, val_ds = self._splits()
-
-        # labels
         has_pool_labels = cfg.label_column in pool_ds.column_names
         feature = pool_ds.features.get(cfg.label_column) if has_pool_labels else None
         if has_pool_labels:
@@ -885,6 +900,125 @@ class ActiveLearner:
         val_labels = None
         if val_ds is not None:
             val_labels = encode_with_names(val_ds[cfg.label_column][:], names, val_ds.features.get(cfg.label_column))
+        return names, pool_labels, test_labels, val_labels
+
+    def _resolve_task(self, pool_ds: Any) -> Any:
+        """The run's task: ``task`` when set, else what the pool's features say."""
+        from energizer_hf.tasks import get_task, infer_task
+
+        cfg = self.config
+        if cfg.task:
+            return get_task(cfg.task)()
+        return get_task(
+            infer_task(
+                pool_ds.features, text_column=cfg.text_column, label_column=cfg.label_column,
+                tokens_column=cfg.tokens_column,
+            )
+        )()
+
+    def _tags_column(self, ds: Any) -> str:
+        cfg = self.config
+        if cfg.label_column in ds.column_names:
+            return cfg.label_column
+        for name in ("ner_tags", "tags"):
+            if name in ds.column_names:
+                return name
+        return cfg.label_column
+
+    def _task_labels(self, task: Any, pool_ds: Any, test_ds: Any) -> tuple[list[str], Any, Any, Any]:
+        """Names, the pool's gold labels (a simulation; ``None`` otherwise), the test
+        labels and the pool's label store of a task whose labels are not one int per row."""
+        from energizer_hf.tasks import MultiLabelStore, TagStore, read_tags
+
+        cfg = self.config
+        if task.name == "token_classification":
+            from energizer_hf.formats.conll import check_token_columns
+
+            tags_col = self._tags_column(pool_ds)
+            names = list(cfg.label_names) if cfg.label_names else None
+            gold = None
+            if tags_col in pool_ds.column_names:
+                names, gold = read_tags(pool_ds, tags_col, names, tokens_column=cfg.tokens_column)
+            if names is None:
+                raise ColumnNotFoundError(
+                    f"The pool has no tags column '{tags_col}': give label_names (the tag names) for your oracle."
+                )
+            test_labels = None
+            if test_ds is not None:
+                _, test_tags = read_tags(test_ds, self._tags_column(test_ds), names, tokens_column=cfg.tokens_column)
+                test_labels = test_tags[np.arange(len(test_tags))]
+            num_words = check_token_columns(pool_ds, cfg.tokens_column, None)
+            return names, gold, test_labels, TagStore(names, num_words)
+        from energizer_hf.formats.multilabel import multilabel_column
+
+        names = list(cfg.label_names) if cfg.label_names else None
+        gold = None
+        if cfg.label_column in pool_ds.column_names:
+            gold, names = multilabel_column(
+                pool_ds, cfg.label_column, label_names=names, sep=cfg.label_separator,
+                allow_empty=cfg.allow_empty_labels,
+            )
+        if names is None:
+            raise ColumnNotFoundError(
+                f"The pool has no label column '{cfg.label_column}': give label_names (the label set) for your oracle."
+            )
+        test_labels = None
+        if test_ds is not None:
+            test_matrix, _ = multilabel_column(
+                test_ds, cfg.label_column, label_names=names, sep=cfg.label_separator, allow_empty=True
+            )
+            test_labels = test_matrix.astype(np.float32)
+        return names, gold, test_labels, MultiLabelStore(names, len(pool_ds), allow_empty=cfg.allow_empty_labels)
+
+    def setup(self) -> ActiveLoop:
+        """Load data, model and tokenizer, tokenize (cached), and build the loop."""
+        from transformers import AutoTokenizer
+
+        from energizer_hf.checks import check_model_source, check_tokenizer_files, check_vocab_fits
+        from energizer_hf.config_types import check_runtime
+        from energizer_hf.controls import NON_SEMANTIC_TRAINER_KWARGS
+        from energizer_hf.data import HFDataAdapter
+        from energizer_hf.fitting import LightningBackend
+        from energizer_hf.loop import ActiveLoop, LoopSettings
+        from energizer_hf.oracles.base import SimulatedOracle
+        from energizer_hf.pool import ActivePool
+        from energizer_hf.revisions import ensure_round_stores, restore_from_revision, split_stores
+        from energizer_hf.stopping import criteria_from_config
+        from energizer_hf.utils import progress_enabled, seed_everything
+
+        cfg = self.config
+        files = RunDir(cfg.run_dir)
+        progress = progress_enabled(cfg.progress)
+        # before any work: the machine can run these settings, the model and tokenizer exist
+        user_kwargs = cfg.trainer_kwargs or {}
+        check_runtime(
+            user_kwargs.get("precision", cfg.precision),
+            user_kwargs.get("accelerator", cfg.accelerator),
+            user_kwargs.get("devices", cfg.devices),
+        )
+        model_dir = check_model_source(cfg.model) if self._model is None else None
+        if cfg.tokenizer:
+            check_model_source(cfg.tokenizer, "tokenizer")
+        elif self._tokenizer is None and model_dir is not None:
+            check_tokenizer_files(model_dir)
+        pool_ds, test_ds, val_ds = self._splits()
+
+
+        # labels: the task's (text classification keeps its label encoding in _text_labels)
+        task = self.task = self._resolve_task(pool_ds)
+        label_store = None
+        val_labels = None
+        if task.name == "text_classification":
+            names, pool_labels, test_labels, val_labels = self._text_labels(pool_ds, test_ds, val_ds)
+        else:
+            if cfg.tapt_steps or cfg.self_training:
+                from energizer_hf.errors import ConfigError
+
+                raise ConfigError(
+                    f"tapt_steps and self_training serve text classification only, not {task.name}: "
+                    "leave them out for this task."
+                )
+            names, pool_labels, test_labels, label_store = self._task_labels(task, pool_ds, test_ds)
         if cfg.initial_ids is not None:
             _check_ids_in_pool(cfg.initial_ids, len(pool_ds))
         self.label_names = names
@@ -901,8 +1035,9 @@ class ActiveLearner:
         model_spec = self._model if self._model is not None else cfg.model
         if model_spec is None:
             raise EnergizerError("No model given: set `model` to a hub id or a local directory.")
-        _check_pretrained_num_labels(model_spec, len(names))
-        head_source = _model_config(model_spec, model_dir)
+        head_source = _model_config(model_spec, model_dir) if task.name == "text_classification" else None
+        if task.name == "text_classification":
+            _check_pretrained_num_labels(model_spec, len(names))
         if head_source is not None:  # a model type without a sequence-classification head
             from energizer_hf.checks import check_sequence_classification
 
@@ -922,7 +1057,8 @@ class ActiveLearner:
             model_spec = adapted_model_spec(model_spec, self.tapt.path)
         # ----
         seed_everything(cfg.seed)
-        module = HFSequenceClassifier(
+        module_class, task_kwargs = self._module_class(task)
+        module = module_class(
             model_spec,
             num_labels=len(names),
             id2label=id2label,
@@ -934,6 +1070,7 @@ class ActiveLearner:
             peft=self._peft if self._peft is not None else cfg.peft,
             gradient_checkpointing=cfg.gradient_checkpointing,
             freeze_embeddings=cfg.freeze_embeddings,
+            **task_kwargs,
         )
         check_vocab_fits(tokenizer, module.model)
 
@@ -942,7 +1079,7 @@ class ActiveLearner:
         single_process = devices in (1, "1", [0]) and trainer_kwargs.get("num_nodes", 1) == 1
 
         # tokenization, cached next to the run
-        pool = ActivePool(pool_ds)
+        pool = ActivePool(pool_ds, label_store=label_store)
         tok_id = _tokenizer_identity(tokenizer)
         cache_dir = files.cache
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -968,10 +1105,10 @@ class ActiveLearner:
             )
             validation = (val_tok, val_labels)
             val_lengths = column_as_numpy(val_tok, "length").astype(np.int64)
-        model_columns = [c for c in tokenized.column_names if c != "length"]
+        model_columns = [c for c in tokenized.column_names if c not in ("length", "num_words")]
         adapter = HFDataAdapter(
             tokenized,
-            DataCollatorWithPadding(tokenizer, return_tensors="pt"),
+            self._collator(task, tokenizer),
             batch_size=cfg.batch_size,
             eval_batch_size=cfg.eval_batch_size,
             test=test,
@@ -1001,6 +1138,7 @@ class ActiveLearner:
             pool_max_tokens=cfg.pool_max_tokens,
             scoring_precision=cfg.scoring_precision,
             num_classes=len(names),
+            monitor=task.monitor,
             schedule=cfg.fit_schedule(),
             early_stopping_patience=cfg.early_stopping_patience,
             class_weights=cfg.class_weights,
@@ -1018,11 +1156,20 @@ class ActiveLearner:
             reset_weights=cfg.reset_weights,
             seed=cfg.seed,
             stopping_criteria=criteria_from_config(cfg.stopping_criteria),
-            minority_class=_class_id(cfg.minority_class, names),
+            minority_class=_class_id(cfg.minority_class, names) if task.name == "text_classification" else None,
+            budget_unit=cfg.budget_unit,
         )
+        if cfg.budget_unit not in task.budget_units:
+            from energizer_hf.errors import BudgetError
+
+            raise BudgetError(
+                f"budget_unit '{cfg.budget_unit}' does not apply to {task.name} (use one of "
+                f"{', '.join(task.budget_units)}); tokens are counted for token classification."
+            )
         semantic = {k: v for k, v in cfg.to_dict().items() if k not in _NON_SEMANTIC}
         semantic["model"] = cfg.model if self._model is None else _describe_model(self._model)
         semantic["tokenizer"] = tok_id
+        semantic["task"] = task.name
         semantic["trainer_kwargs"] = {
             k: v for k, v in (semantic.get("trainer_kwargs") or {}).items() if k not in NON_SEMANTIC_TRAINER_KWARGS
         } or None
@@ -1072,7 +1219,7 @@ class ActiveLearner:
             files.root,
             config=semantic,
             label_names=names,
-            stratify_labels=pool_labels,
+            stratify_labels=pool_labels if task.name != "token_classification" else None,
             callbacks=callbacks,
             stores=stores,
             progress=progress,
@@ -1102,6 +1249,7 @@ class ActiveLearner:
             model=self._model if self._model is not None else cfg.model,
             license=cfg.card_license,
             language=cfg.card_language,
+            task=self.task.name if getattr(self, "task", None) is not None else "text_classification",
         )
 
     def _trainer_kwargs(self, files: RunDir) -> dict[str, Any]:
@@ -1139,11 +1287,47 @@ class ActiveLearner:
             kwargs["default_root_dir"] = str(logs)
         return kwargs
 
+    def _module_class(self, task: Any) -> tuple[type, dict[str, Any]]:
+        """The LightningModule class of the task and its extra arguments."""
+        from energizer_hf.model import HFSequenceClassifier
+
+        if task.name == "token_classification":
+            from energizer_hf.tasks import HFTokenClassifier
+
+            return HFTokenClassifier, {}
+        if task.name == "multi_label":
+            from energizer_hf.tasks import HFMultiLabelClassifier
+
+            return HFMultiLabelClassifier, {
+                "threshold": self.config.threshold, "tune_threshold": self.config.tune_threshold,
+            }
+        return HFSequenceClassifier, {}
+
+    def _collator(self, task: Any, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        if task.name == "token_classification":
+            from energizer_hf.tasks import TokenLabelCollator
+
+            return TokenLabelCollator(tokenizer)
+        if task.name == "multi_label":
+            from energizer_hf.tasks import MultiHotCollator
+
+            return MultiHotCollator(DataCollatorWithPadding(tokenizer, return_tensors="pt"))
+        return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
     def _tokenize(self, ds: Any, tokenizer: Any, cache_file: Path) -> Any:
         from energizer_hf.data import tokenize_dataset
         from energizer_hf.utils import progress_enabled
 
         cfg = self.config
+        if getattr(self, "task", None) is not None and self.task.name == "token_classification":
+            from energizer_hf.token_alignment import tokenize_and_align
+
+            return tokenize_and_align(
+                ds, tokenizer, tokens_column=cfg.tokens_column, tags_column=None,
+                max_length=cfg.max_length, cache_file=str(cache_file), progress=progress_enabled(cfg.progress),
+            )
         return tokenize_dataset(
             ds,
             tokenizer,

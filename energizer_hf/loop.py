@@ -62,6 +62,7 @@ __all__ = ["ActiveLoop", "Backend", "LoopSettings", "check_initial_ids", "cold_s
 log = logging.getLogger(__name__)
 
 INITIAL_STRATEGIES = ("random", "stratified")
+BUDGET_UNITS = ("examples", "tokens")
 
 
 def cold_start_class(name: str) -> type | None:
@@ -139,6 +140,11 @@ class LoopSettings:
         minority_class: the class id whose test F1 (``test/minority_f1``) and share of
             each round's selection (``queried_minority_share``) are recorded; ``None``:
             the rarest class of the pool's true labels when they are known (simulation).
+        budget_unit: what ``query_size``, ``initial_size`` and ``total_budget`` count:
+            ``"examples"`` (rows, sentences) or ``"tokens"`` (words of the sentences, for
+            token classification: the pool's ``label_store`` gives each row's cost). A
+            round then labels the strategy's ids in its order while they fit the round's
+            tokens (a sentence that does not fit is passed over for the next).
     """
 
     query_size: int
@@ -153,9 +159,14 @@ class LoopSettings:
     seed: int = 0
     stopping_criteria: Sequence[Any] = ()
     minority_class: int | None = None
+    budget_unit: str = "examples"
 
     def __post_init__(self) -> None:
         self.stopping_criteria = validate_criteria(self.stopping_criteria)
+        if self.budget_unit not in BUDGET_UNITS:
+            raise BudgetError(
+                f"budget_unit must be one of {', '.join(BUDGET_UNITS)}, got {self.budget_unit!r}."
+            )
         if not isinstance(self.query_size, (int, np.integer)) or self.query_size <= 0:
             raise BudgetError(
                 f"query_size must be a positive integer, got {self.query_size!r}: it is the "
@@ -303,6 +314,7 @@ class ActiveLoop:
         self.is_writer = env_rank() == 0
         self.records: list[dict[str, Any]] = []
         self._round = 0
+        self._round_tokens = 0
 
     # ------------------------------------------------------------------ the run as a record
     @property
@@ -491,10 +503,10 @@ class ActiveLoop:
             except AwaitingAnnotations as wait:  # an asynchronous oracle: people are labelling
                 self.records.append(_awaiting_record(start_round, wait, np.empty(0, dtype=np.int64)))
                 return RoundResults(self.records, label_names=self.label_names)
-        if s.total_budget != -1 and s.total_budget < self.pool.num_labelled:
+        if s.total_budget != -1 and s.total_budget < self._spent():
             raise BudgetError(
-                f"total_budget ({s.total_budget}) is smaller than the initial labelled set "
-                f"({self.pool.num_labelled}): raise the budget or label fewer examples first."
+                f"total_budget ({s.total_budget} {s.budget_unit}) is smaller than the initial labelled "
+                f"set ({self._spent()} {s.budget_unit}): raise the budget or label fewer examples first."
             )
 
         bar = None
@@ -631,6 +643,11 @@ class ActiveLoop:
                 "The pool has no labelled rows and initial_size is 0: label an initial set "
                 "(e.g. datamodule.label(ids)), give initial_ids or set initial_size > 0."
             )
+        if s.budget_unit == "tokens":  # random sentences while they fit `size` tokens
+            self._check_token_budget(size)
+            order = np.random.default_rng(round_seed(s.seed, -1)).permutation(self.pool.unlabelled_ids)
+            self._label(np.sort(self._fit_tokens(order, size)), round=0)
+            return
         cold = cold_start_class(s.initial_strategy)
         if cold is not None:
             ids = self._cold_start(cold, size)
@@ -656,11 +673,61 @@ class ActiveLoop:
         del strategy
         return np.sort(self.pool.check_ids(ids))
 
+    # ------------------------------------------------------------------ budgets in tokens
+    def _costs(self) -> np.ndarray:
+        costs = getattr(self.pool.label_store, "costs", None)
+        if costs is None:
+            raise BudgetError(
+                "budget_unit 'tokens' needs a task whose rows have a token count (token "
+                "classification); count this task's budget in examples."
+            )
+        return np.asarray(costs, dtype=np.int64)
+
+    def _spent(self) -> int:
+        """Labels spent so far, in the budget's unit."""
+        if self.settings.budget_unit == "tokens":
+            return int(self._costs()[self.pool.labelled_ids].sum())
+        return int(self.pool.num_labelled)
+
+    def _check_token_budget(self, tokens: int) -> None:
+        costs = self._costs()[self.pool.unlabelled_ids]
+        if costs.size and tokens < int(costs.min()):
+            from energizer_hf.errors import TokenBudgetError
+
+            raise TokenBudgetError(
+                f"A budget of {tokens} tokens is smaller than the shortest unlabelled sentence "
+                f"({int(costs.min())} tokens): raise query_size / initial_size (counted in tokens "
+                "with budget_unit: tokens)."
+            )
+
+    def _fit_tokens(self, ordered: np.ndarray, tokens: int) -> np.ndarray:
+        """The ids of ``ordered`` taken in order while their tokens fit in ``tokens`` (an
+        id that does not fit is passed over for the next ones)."""
+        ordered = np.asarray(ordered, dtype=np.int64)
+        costs = self._costs()[ordered]
+        keep = np.zeros(ordered.size, dtype=bool)
+        left = int(tokens)
+        for j, c in enumerate(costs.tolist()):
+            if c <= left:
+                keep[j] = True
+                left -= c
+                if left == 0:
+                    break
+        return ordered[keep]
+
+    def _describe(self, ids: np.ndarray) -> dict[str, int]:
+        describe = getattr(self.pool.label_store, "describe", None)
+        return describe(np.asarray(ids, dtype=np.int64)) if callable(describe) else {}
+
     def _label(self, ids: np.ndarray, round: int) -> np.ndarray:
         """Ask the oracle, split validation, write the labels; returns the labelled ids."""
         # Rank 0 asks the oracle (a person must not be asked twice); all ranks agree.
         ids, labels = _broadcast((ids, self.oracle.annotate(ids, round=round) if self.is_writer else None))
-        if labels is not None:
+        store = self.pool.label_store
+        if labels is not None and store is not None:  # tags / label sets: the task's store
+            given = store.given(labels, ids.size)
+            ids, labels = ids[given], store.subset(labels, given)
+        elif labels is not None:
             labels = np.asarray(labels, dtype=np.int64)
             if labels.shape != ids.shape:
                 raise InvalidIdsError(
@@ -669,7 +736,8 @@ class ActiveLoop:
             given = labels >= 0  # -1: skipped by the annotator, stays unlabelled
             ids, labels = ids[given], labels[given]
         rng = np.random.default_rng([self.settings.seed, round, 0xA1])
-        val = split_validation(ids, labels, self.settings.validation_perc, rng)
+        stratify = labels if store is None else None
+        val = split_validation(ids, stratify, self.settings.validation_perc, rng)
         self.pool.label(ids, labels, round=round, validation=val)
         return ids
 
@@ -686,6 +754,9 @@ class ActiveLoop:
                 scorer = self.backend.make_scorer(None, progress=False).local()
             else:
                 scorer = self.backend.make_scorer(self.files.scoring, progress=False)
+            words = getattr(self.pool.label_store, "predict", None)
+            if callable(words):  # token classification: word tags and their probability
+                return words(strategy, scorer.local(), np.asarray(ids, dtype=np.int64))
             ctx = QueryContext(pool=self.pool, round=self._round, seed=self.settings.seed, scorer=scorer)
             return np.asarray(strategy.pool_outputs(ctx, ("probs",), ids=np.asarray(ids, dtype=np.int64))["probs"])
 
@@ -710,6 +781,8 @@ class ActiveLoop:
         }
         if round == 0:  # the initial set, chosen once (resumes read it from the label state)
             record["initial_ids"] = pool.ids_of_round(0).tolist()
+        for key, value in self._describe(pool.labelled_ids).items():
+            record[f"num_labelled_{key}"] = value
         seed_everything(round_seed(s.seed, round))
         if self.self_training is not None:  # pseudo-labels chosen after the previous fit
             record.update(self.self_training.before_fit(self, round))
@@ -753,6 +826,8 @@ class ActiveLoop:
             if ctx.extras:
                 record["query_info"] = ctx.extras
             self._check_query(queried, k)
+            if s.budget_unit == "tokens":  # the strategy's order, while it fits the round's tokens
+                queried = self._fit_tokens(queried, self._round_tokens)
             scores = ctx.scores_of(queried)
             if scores is not None:
                 record["queried_scores"] = scores
@@ -767,6 +842,8 @@ class ActiveLoop:
             _maybe_fault("after_label", round)
             record["num_skipped"] = int(queried.size - labelled.size)
             record["queried_label_distribution"] = self._named(pool.label_distribution(labelled))
+            for key, value in self._describe(labelled).items():
+                record[f"queried_{key}"] = value
             self._minority_share(record, labelled)
         record["time_score"] = timings.get("score", 0.0)
         record["num_queried"] = int(queried.size)
@@ -834,10 +911,19 @@ class ActiveLoop:
             return "pool_exhausted", 0
         k = s.query_size
         if s.total_budget != -1:
-            budget_left = s.total_budget - self.pool.num_labelled
+            budget_left = s.total_budget - self._spent()
             if budget_left <= 0:
                 return "budget_exhausted", 0
             k = min(k, budget_left)
+        if s.budget_unit == "tokens":
+            costs = np.sort(self._costs()[self.pool.unlabelled_ids])
+            if k < int(costs[0]):
+                if k < s.query_size:  # the total budget is what is too small
+                    return "budget_exhausted", 0
+                self._check_token_budget(k)
+            self._round_tokens = k
+            # ask the strategy for as many sentences as could fit (the shortest ones)
+            k = int(np.searchsorted(np.cumsum(costs), k, side="right"))
         if s.stopping_criteria:
             state = StopState(
                 round=round,
@@ -871,7 +957,7 @@ class ActiveLoop:
         """The configured minority class, else the rarest class of the true pool labels."""
         if self.settings.minority_class is not None:
             return int(self.settings.minority_class)
-        if self.stratify_labels is None:
+        if self.stratify_labels is None or np.ndim(self.stratify_labels) != 1:
             return None
         labels = np.asarray(self.stratify_labels, dtype=np.int64)
         labels = labels[labels >= 0]
@@ -891,7 +977,7 @@ class ActiveLoop:
 
     def _minority_share(self, record: dict[str, Any], labelled: np.ndarray) -> None:
         minority = self._minority_class()
-        if minority is None:
+        if minority is None or self.pool.label_store is not None:
             return
         labels = self.pool.labels[np.asarray(labelled, dtype=np.int64)]
         record["minority_class"] = self._named({minority: 0}).popitem()[0]

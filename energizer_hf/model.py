@@ -82,26 +82,27 @@ def _is_peft_model(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def check_peft_task_type(configs: Any) -> None:
+def check_peft_task_type(configs: Any, expected: str = "SEQ_CLS") -> None:
     """A PEFT config (or a PeftModel's ``peft_config`` mapping) must be for sequence
-    classification.
+    classification (``expected``: ``TOKEN_CLS`` for token classification).
 
     Raises:
-        PeftConfigError: a task type other than ``SEQ_CLS``.
+        PeftConfigError: a task type other than ``expected``.
     """
     items = configs.items() if isinstance(configs, dict) else [("default", configs)]
     for name, cfg in items:
         task = getattr(cfg, "task_type", None)
         task = getattr(task, "value", task)
-        if task is not None and str(task) != "SEQ_CLS":
+        if task is not None and str(task) != expected:
             raise PeftConfigError(
-                f"The PEFT adapter '{name}' has task_type={task!s}, but energizer_hf fine-tunes "
-                "sequence classifiers: use task_type='SEQ_CLS' (peft.TaskType.SEQ_CLS), so the "
-                "classification head is trained and saved with the adapter."
+                f"The PEFT adapter '{name}' has task_type={task!s}, but this run fine-tunes a "
+                f"{'token' if expected == 'TOKEN_CLS' else 'sequence'} classifier: use "
+                f"task_type='{expected}' (peft.TaskType.{expected}), so the classification head "
+                "is trained and saved with the adapter."
             )
 
 
-def apply_peft(model: Any, peft_config: Any) -> Any:
+def apply_peft(model: Any, peft_config: Any, task_type: str = "SEQ_CLS") -> Any:
     """Wrap a ``transformers`` classifier in a PEFT adapter from a ``peft`` config object or
     a mapping such as ``{"peft_type": "LORA", "r": 8, "lora_alpha": 16}``.
 
@@ -117,7 +118,7 @@ def apply_peft(model: Any, peft_config: Any) -> Any:
         raise PeftConfigError("PEFT adapters need the peft package: pip install peft.") from err
     if isinstance(peft_config, dict):
         data = dict(peft_config)
-        data.setdefault("task_type", "SEQ_CLS")
+        data.setdefault("task_type", task_type)
         if "peft_type" not in data:
             raise PeftConfigError(
                 "A peft mapping needs peft_type (e.g. LORA, IA3, PREFIX_TUNING); got keys "
@@ -134,8 +135,8 @@ def apply_peft(model: Any, peft_config: Any) -> Any:
             f"{type(peft_config).__name__}."
         )
     if getattr(peft_config, "task_type", None) is None:
-        peft_config.task_type = peft.TaskType.SEQ_CLS
-    check_peft_task_type(peft_config)
+        peft_config.task_type = getattr(peft.TaskType, task_type)
+    check_peft_task_type(peft_config, task_type)
     return peft.get_peft_model(model, peft_config)
 
 
@@ -174,6 +175,13 @@ class HFSequenceClassifier(pl.LightningModule):
         3
     """
 
+    #: the task this module serves (strategies that cannot serve it refuse it)
+    task: str = "text_classification"
+    #: the PEFT task type of its adapters
+    peft_task_type: str = "SEQ_CLS"
+    #: how probabilities are read from the logits (``softmax``; ``sigmoid`` for multi-label)
+    output_activation: str = "softmax"
+
     def __init__(
         self,
         model: Any,
@@ -194,13 +202,13 @@ class HFSequenceClassifier(pl.LightningModule):
             raise LabelMismatchError(
                 f"Classification needs at least 2 classes, the data has {num_labels}."
             )
-        self.model = load_sequence_classifier(model, num_labels, id2label)
+        self.model = self.load_model(model, num_labels, id2label)
         if freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         if peft is not None:
             if _is_peft_model(self.model):
                 raise PeftConfigError("The model is a PeftModel already: do not give a peft config too.")
-            self.model = apply_peft(self.model, peft)
+            self.model = apply_peft(self.model, peft, self.peft_task_type)
         if gradient_checkpointing:
             if hasattr(self.model, "activation_checkpointing_enable"):  # transformers >= 5.x
                 self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -236,6 +244,10 @@ class HFSequenceClassifier(pl.LightningModule):
         self._forward_args = _forward_args(self.model)
         # predictions and references of the current validation / test pass (user metrics)
         self._outputs: dict[str, tuple[list[Tensor], list[Tensor]]] = {"val/": ([], []), "test/": ([], [])}
+
+    def load_model(self, model: Any, num_labels: int, id2label: dict[int, str] | None) -> Any:
+        """The ``transformers`` model with its head (hook: a task's module overrides it)."""
+        return load_sequence_classifier(model, num_labels, id2label)
 
     # ------------------------------------------------------------------ forward
     def get_inputs_from_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -13,6 +13,12 @@ They are stored together in one ``label_state.npy`` file that is opened memory-m
 read-only and replaced atomically (write a new file, fsync, rename) by every
 :meth:`ActivePool.label` call, so a crash at any instant leaves the previous complete state
 on disk.
+
+Tasks whose labels are not one integer per row (per-token tags, multi-hot label sets)
+give the pool a ``label_store`` (see :mod:`energizer_hf.tasks`): :meth:`ActivePool.label`
+writes the labels to it first, then marks the ids labelled in the state (``label`` 0:
+"in the store"), so a crash in between leaves harmless extra labels in the store, never a
+labelled id without its labels.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class ActivePool:
         state_dir: str | Path | None = None,
         *,
         fingerprint: str | None = None,
+        label_store: Any = None,
     ) -> None:
         if dataset is None or not hasattr(dataset, "__len__"):
             raise EnergizerError(
@@ -94,7 +101,11 @@ class ActivePool:
         # A read-only pool (a non-zero rank of a distributed run) reads the state from disk
         # but keeps its changes in memory; rank 0 writes the same changes to disk.
         self.read_only = False
+        # the labels of tasks that are not one integer per row (tasks/): opened with the state
+        self.label_store = label_store
         self._state: np.ndarray
+        if self.label_store is not None:
+            self.label_store.open(self.state_dir, fingerprint=self.fingerprint, read_only=False)
         if self.state_dir is not None and (self.state_dir / _STATE_FILE).exists():
             self._resume()
         else:
@@ -159,6 +170,8 @@ class ActivePool:
         if self.state_dir is not None and self.state_dir.resolve() == state_dir.resolve():
             return
         self.state_dir = state_dir
+        if self.label_store is not None:
+            self.label_store.open(state_dir, fingerprint=self.fingerprint, read_only=self.read_only)
         if (state_dir / _STATE_FILE).exists():
             in_memory = np.array(self._state, copy=True)
             self._resume()
@@ -342,7 +355,11 @@ class ActivePool:
                 ``labels``/``validation`` length that does not match ``ids``.
         """
         arr = self.check_ids(ids)
-        if labels is not None:
+        if labels is not None and self.label_store is not None:
+            # the task's labels (tags, label sets) go to its store first; the state says "known"
+            self.label_store.set(arr, self.label_store.accept(labels, arr))
+            labels = np.zeros(arr.size, dtype=np.int64)
+        elif labels is not None:
             labels = np.asarray(labels, dtype=np.int64).reshape(-1)
             if labels.shape != arr.shape:
                 raise InvalidIdsError(
@@ -401,6 +418,16 @@ class ActivePool:
         if size <= 0:
             return np.empty(0, dtype=np.int64)
         candidates = self.unlabelled_ids
+        if labels is not None and np.ndim(labels) == 2:  # multi-hot: rare labels first
+            if size > candidates.size:
+                raise EnergizerError(
+                    f"Asked for an initial set of {size} but only {candidates.size} rows are "
+                    "unlabelled: use a smaller initial size."
+                )
+            from energizer_hf.functional.multilabel import stratified_initial_set
+
+            picked = stratified_initial_set(np.asarray(labels)[candidates], size, seed=seed)
+            return np.sort(candidates[np.asarray(picked, dtype=np.int64)])
         if size > candidates.size:
             raise EnergizerError(
                 f"Asked for an initial set of {size} but only {candidates.size} rows are "
@@ -429,6 +456,8 @@ class ActivePool:
     def label_distribution(self, ids: np.ndarray | None = None) -> dict[int, int]:
         """Count of each known label among ``ids`` (default: all labelled ids)."""
         ids = self.labelled_ids if ids is None else np.asarray(ids, dtype=np.int64)
+        if self.label_store is not None:  # per tag / per label of the task's store
+            return self.label_store.distribution(ids)
         labels = self._state["label"][ids]
         labels = labels[labels >= 0]
         values, counts = np.unique(labels, return_counts=True)

@@ -368,6 +368,7 @@ class PoolScorer:
         tag: str = "outputs",
         desc: str = "Pool outputs",
         who: str | None = None,
+        activation: str = "softmax",
     ) -> dict[str, np.ndarray]:
         """Per-example outputs over ``ids``, returned in the order of ``ids``.
 
@@ -375,7 +376,8 @@ class PoolScorer:
         ``mc_probs`` (``num_mc_samples`` passes with dropout on; with ``mc_replicate`` the
         batch is repeated in memory and run once, faster on a GPU). Arrays are memory-mapped
         files under the exchange directory when there is one, in memory otherwise. ``who``
-        (e.g. the strategy) is named in errors.
+        (e.g. the strategy) is named in errors. ``activation`` turns logits into ``probs``:
+        ``"softmax"`` (one class) or ``"sigmoid"`` (multi-label: one probability per label).
         """
         ids = np.asarray(ids, dtype=np.int64)
         unknown = set(what) - set(OUTPUT_KINDS)
@@ -433,12 +435,13 @@ class PoolScorer:
                         out = forward(batch) if need_logits else None
                         if "embeddings" in what:
                             emb = embed(batch)
-                    if out is not None:
+                    if out is not None and need_logits:
                         logits = self._check_logits(out, model, batch_ids.size)
                         if "logits" in what:
                             store("logits", logits, filled)
                         if "probs" in what:
-                            store("probs", torch.softmax(logits.float(), -1), filled)
+                            act = torch.sigmoid if activation == "sigmoid" else (lambda x: torch.softmax(x, -1))
+                            store("probs", act(logits.float()), filled)
                     if emb is not None:
                         store("embeddings", emb, filled)
                 if "mc_probs" in what:

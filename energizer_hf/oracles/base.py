@@ -131,7 +131,10 @@ class SimulatedOracle(OracleBase):
     label_source = "dataset"
 
     def __init__(self, labels: np.ndarray | None) -> None:
-        self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        if labels is not None and hasattr(labels, "offsets"):  # per-sentence tags (RaggedTags)
+            self._labels = labels
+        else:
+            self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.num_revealed = 0
 
     def annotate(self, ids: np.ndarray, *, round: int) -> np.ndarray | None:

@@ -38,11 +38,26 @@ from energizer_hf.query_strategies.hybrid import (
     DALStrategy,
     EGLStrategy,
 )
+from energizer_hf.query_strategies.multilabel import (
+    CardinalityRandomStrategy,
+    MeanBinaryEntropyStrategy,
+    MMCStrategy,
+    MultiLabelLeastConfidenceStrategy,
+    MultiLabelMaxMarginStrategy,
+)
 from energizer_hf.query_strategies.random import RandomStrategy
 from energizer_hf.query_strategies.registry import (
     available_strategies,
+    check_strategy_task,
     get_strategy_class,
     register_strategy,
+    strategies_for_task,
+)
+from energizer_hf.query_strategies.sequence import (
+    MNLPStrategy,
+    TokenEntropyStrategy,
+    TokenLeastConfidenceStrategy,
+    TokenStrategy,
 )
 from energizer_hf.query_strategies.subpool import SEALS, AnchorAL, IndexedSubPool
 from energizer_hf.query_strategies.uncertainty import (
@@ -62,6 +77,7 @@ __all__ = [
     "BALDStrategy",
     "BatchBALDStrategy",
     "CALStrategy",
+    "CardinalityRandomStrategy",
     "ClassBalanced",
     "ClusterMarginStrategy",
     "ColdStartKMeans",
@@ -81,7 +97,12 @@ __all__ = [
     "MCMeanStdStrategy",
     "MCPredictiveEntropyStrategy",
     "MCVariationRatiosStrategy",
+    "MMCStrategy",
+    "MNLPStrategy",
     "MarginStrategy",
+    "MeanBinaryEntropyStrategy",
+    "MultiLabelLeastConfidenceStrategy",
+    "MultiLabelMaxMarginStrategy",
     "PoolOutputsStrategy",
     "ProbCoverStrategy",
     "RandomStrategy",
@@ -90,12 +111,17 @@ __all__ = [
     "SEALS",
     "ScoringStrategy",
     "Strategy",
+    "TokenEntropyStrategy",
+    "TokenLeastConfidenceStrategy",
+    "TokenStrategy",
     "TypiClustStrategy",
     "UncertaintyStrategy",
     "available_strategies",
+    "check_strategy_task",
     "cold_start_select",
     "configure_strategy",
     "get_strategy_class",
     "logits_from_output",
     "register_strategy",
+    "strategies_for_task",
 ]

@@ -120,6 +120,9 @@ class Strategy(pl.LightningModule):
 
     Class attributes the engine reads:
         requires_model: whether :meth:`query` runs the model over the pool.
+        tasks: the tasks it serves (``text_classification``, ``multi_label``,
+            ``token_classification``); a model with a ``task`` attribute outside them is
+            refused at construction (:class:`~energizer_hf.errors.StrategyTaskError`).
 
     A strategy's parameters are the arguments it was built with (:meth:`get_params`):
     they are recorded in ``run.json`` and listed on the dataset cards.
@@ -127,6 +130,7 @@ class Strategy(pl.LightningModule):
 
     name: ClassVar[str] = "strategy"
     requires_model: ClassVar[bool] = True
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -151,6 +155,9 @@ class Strategy(pl.LightningModule):
                 f"{type(self).__name__} scores the pool with a model: pass one, e.g. "
                 f"{type(self).__name__}(model)."
             )
+        from energizer_hf.query_strategies.registry import check_strategy_task
+
+        check_strategy_task(type(self), getattr(model, "task", None))
         self.model = copy.deepcopy(model) if model is not None else None
 
     # ---------------------------------------------------------------- model plumbing
@@ -215,6 +222,7 @@ class Strategy(pl.LightningModule):
                 mc_replicate=mc_replicate,
                 tag=f"r{context.round:04d}-outputs",
                 who=type(self).__name__,
+                activation=getattr(model, "output_activation", "softmax"),
             )
         finally:
             context.add_time("score", start)
@@ -250,7 +258,15 @@ class AccumulatorStrategy(Strategy):
     ...         return entropy(self(batch))
 
     Higher scores are better; ties go to the smaller pool id.
+
+    ``pool_step`` may also return per-token scores with their mask, ``(scores, mask)``
+    of shape ``(batch, tokens)`` each (e.g. a token classifier's per-token entropy and the
+    first-sub-word mask): they are reduced to one score per example by
+    ``token_reduction`` (``"sum"``, ``"mean"`` or ``"max"``; see
+    :func:`energizer_hf.functional.sequence.reduce_tokens`).
     """
+
+    token_reduction: str = "sum"
 
     def pool_step(self, batch: Any, batch_idx: int, *args: Any, **kwargs: Any) -> Tensor:
         """Return a ``(batch_size,)`` tensor of scores for one pool batch."""
@@ -260,6 +276,17 @@ class AccumulatorStrategy(Strategy):
         )
 
     def _check_scores(self, scores: Any, expected: int) -> Tensor:
+        if isinstance(scores, (tuple, list)) and len(scores) == 2:
+            from energizer_hf.functional.sequence import reduce_tokens
+
+            per_token, mask = scores
+            if not isinstance(per_token, Tensor) or per_token.ndim != 2 or per_token.shape[0] != expected:
+                raise InvalidScoresError(
+                    f"{type(self).__name__}.pool_step returned a (scores, mask) pair whose scores "
+                    f"have shape {tuple(getattr(per_token, 'shape', ()))}; per-token scores must be "
+                    f"(batch={expected}, tokens), with a mask of the same shape."
+                )
+            scores = reduce_tokens(per_token, mask, self.token_reduction)  # type: ignore[arg-type]
         if not isinstance(scores, Tensor):
             scores = torch.as_tensor(np.asarray(scores))
         scores = scores.reshape(-1) if scores.ndim > 1 and scores.numel() == expected else scores

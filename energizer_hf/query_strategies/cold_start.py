@@ -175,6 +175,8 @@ class ColdStartStrategy(PoolOutputsStrategy):
     >>> ids = ColdStartStrategy(None, method="random", labels=weak_labels).query(ctx, 50)  # doctest: +SKIP
     """
 
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
+
     requires_model: ClassVar[bool] = False
     method: ClassVar[str] = "random"
     salt = 21

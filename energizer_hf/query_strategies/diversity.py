@@ -147,6 +147,8 @@ class CoresetStrategy(PoolOutputsStrategy):
     >>> ids = strategy.query(context, k=100)        # doctest: +SKIP
     """
 
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
+
     requires_embeddings = True
     salt = 1
 
@@ -172,6 +174,8 @@ class KMeansStrategy(PoolOutputsStrategy):
 
     >>> ids = KMeansStrategy(model, n_iter=20).query(context, k=50)  # doctest: +SKIP
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
 
     requires_embeddings = True
     salt = 2
@@ -210,6 +214,8 @@ class TypiClustStrategy(PoolOutputsStrategy):
 
     >>> ids = TypiClustStrategy(model).query(context, k=10)  # doctest: +SKIP
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
 
     requires_embeddings = True
     salt = 3
@@ -266,6 +272,8 @@ class ProbCoverStrategy(PoolOutputsStrategy):
 
     >>> ids = ProbCoverStrategy(model, delta=0.6).query(context, k=10)  # doctest: +SKIP
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
 
     requires_embeddings = True
     salt = 4

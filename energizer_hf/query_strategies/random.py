@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -21,6 +22,8 @@ class RandomStrategy(Strategy):
 
     Time O(N) to list the unlabelled ids; no model forward passes.
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
 
     requires_model = False
 

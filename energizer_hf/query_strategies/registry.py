@@ -9,7 +9,14 @@ from energizer_hf.errors import EnergizerError, UnknownStrategyError
 if TYPE_CHECKING:
     from energizer_hf.query_strategies.base import Strategy
 
-__all__ = ["available_strategies", "get_strategy_class", "register_strategy", "strategy_catalog"]
+__all__ = [
+    "available_strategies",
+    "check_strategy_task",
+    "get_strategy_class",
+    "register_strategy",
+    "strategies_for_task",
+    "strategy_catalog",
+]
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 T = TypeVar("T", bound="type[Strategy]")
@@ -72,12 +79,14 @@ _FAMILIES = {
     "subpool": "sub-pool",
     "wrappers": "wrapper",
     "random": "baseline",
+    "sequence": "token classification",
+    "multilabel": "multi-label",
 }
 
 
 def strategy_catalog() -> dict[str, dict[str, object]]:
     """Every registered strategy by its name: ``family``, ``aliases`` and a one-line
-    ``description`` (the first paragraph of its docstring). ``energizer-hf strategies``
+    ``description`` (the first paragraph of its docstring) and the ``tasks`` it serves. ``energizer-hf strategies``
     prints the copy kept in :mod:`energizer_hf.strategy_catalog` (no torch import; a test
     keeps it equal to this)."""
     import inspect
@@ -95,5 +104,31 @@ def strategy_catalog() -> dict[str, dict[str, object]]:
             "family": _FAMILIES.get(module, module),
             "aliases": sorted(k for k in keys if k != cls.name),
             "description": doc,
+            "tasks": list(getattr(cls, "tasks", ())),
         }
     return dict(sorted(out.items()))
+
+
+def strategies_for_task(task: str) -> list[str]:
+    """Sorted names of the registered strategies that serve ``task`` (their ``tasks``)."""
+    return sorted(
+        key for key, cls in _REGISTRY.items() if key == cls.name and task in getattr(cls, "tasks", ())
+    )
+
+
+def check_strategy_task(cls: type[Strategy], task: str | None) -> None:
+    """Refuse a strategy class that cannot serve ``task`` (``None``: no check).
+
+    Raises:
+        StrategyTaskError: naming the strategies that can serve the task.
+    """
+    from energizer_hf.errors import StrategyTaskError
+
+    if task is None or task in getattr(cls, "tasks", ()):
+        return
+    name = getattr(cls, "name", cls.__name__)
+    raise StrategyTaskError(
+        f"The strategy '{name}' cannot serve the task '{task}' (it serves: "
+        f"{', '.join(getattr(cls, 'tasks', ())) or 'none'}). Strategies for {task}: "
+        f"{', '.join(strategies_for_task(task)) or 'none registered'}."
+    )

@@ -154,6 +154,9 @@ class _Wrapper(Strategy):
     ) -> None:
         resolved = _resolve(base)
         super().__init__(model)
+        from energizer_hf.query_strategies.registry import check_strategy_task
+
+        check_strategy_task(resolved if isinstance(resolved, type) else type(resolved), getattr(model, "task", None))
         if isinstance(resolved, Strategy):
             if base_kwargs:
                 raise EnergizerError("base_kwargs are only used when base is a name or a class.")
@@ -207,6 +210,8 @@ class RandomSubset(_Wrapper):
 
     >>> RandomSubset(model, base="badge", subpool_size=10_000).query(context, k=100)  # doctest: +SKIP
     """
+
+    tasks: ClassVar[tuple[str, ...]] = ("text_classification", "multi_label", "token_classification")
 
     def __init__(
         self,

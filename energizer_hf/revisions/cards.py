@@ -231,7 +231,7 @@ def render_model_card(context: Mapping[str, Any], templates_dir: str | Path | No
 
     results = []
     evaluated = context.get("eval") or {}
-    task = task_metadata(context.get("task") or "single_label")
+    task = task_metadata(context.get("task") or "text_classification")
     if evaluated.get("type") and evaluated.get("name"):
         common = {
             "task_type": task["pipeline_tag"],
@@ -300,14 +300,15 @@ def card_context(
                 dist_names.append(key)
     this = records[-1] if records else {}
     card = dict(run.card)
-    task = task_metadata(card.get("task") or "single_label")
+    task_name = meta.get("task") or card.get("task") or run.config.get("task") or "text_classification"
+    task = task_metadata(task_name)
     header, rows = per_class_rows(this, label_names)
     return {
         "license": license or card.get("license") or "other",
         "license_note": None if license else card.get("license_note", _UNKNOWN_LICENSE if not card.get("license") else None),
         "language": list(language or card.get("language") or []),
         "task_categories": task["task_categories"],
-        "task_ids": list(card.get("task_ids") or task["task_ids"]),
+        "task_ids": list(meta.get("task_ids") or card.get("task_ids") or task["task_ids"]),
         "source_datasets": list(card.get("source_datasets") or []),
         "dataset_info": dataset_info(ds),
         "per_class_header": header,
@@ -338,6 +339,8 @@ def card_context(
         "settings": settings,
         "config": {k: v for k, v in sorted(run.config.items()) if isinstance(v, (bool, int, float, str))},
         "label_names": label_names,
+        "task": task_name,
+        "entity_types": list(meta.get("entity_types") or []),
         "label_source": meta.get("label_source"),
         "distribution_names": dist_names,
         "distribution": [
@@ -390,7 +393,6 @@ def model_card_context(
         "license": license or card.get("license") or "other",
         "license_note": None if license else card.get("license_note", _UNKNOWN_LICENSE if not card.get("license") else None),
         "language": list(language or card.get("language") or []),
-        "task": card.get("task") or "single_label",
         "model_name": (model_repo_id or run.files.root.name).split("/")[-1],
         "repo_id": load_from,
         "base_model": base_model or card.get("base_model"),
@@ -402,6 +404,7 @@ def model_card_context(
         "dataset_type": dataset_repo_id or "energizer_hf",
         "dataset_revision": dataset_commit,
         "dataset_url": dataset_url,
+        "task": card.get("task") or run.config.get("task") or "text_classification",
         "accuracy": _maybe_float(final.get("test/accuracy")),
         "f1": _maybe_float(final.get("test/f1_macro")),
         "metric_names": names,

@@ -156,9 +156,16 @@ def build_round_dataset(
     )
     parts = [head]
     skip = set(RESERVED_COLUMNS) | set(drop_columns)
+    store = getattr(pool, "label_store", None)
+    task_columns = store.round_columns(ids) if store is not None and hasattr(store, "round_columns") else None
+    if task_columns is not None:  # tags / label sets as given, in place of the dataset's column
+        skip |= set(task_columns[0])
+        tail = tail.remove_columns(["label", "label_name"])
     inputs = [c for c in pool.column_names if c not in skip]
     if inputs:
         parts.append(pool.dataset.select(ids).select_columns(inputs))
+    if task_columns is not None:
+        parts.append(datasets.Dataset.from_dict(task_columns[0], features=datasets.Features(task_columns[1])))
     parts.append(tail)
     ds = datasets.concatenate_datasets(parts, axis=1) if len(parts) > 1 else head
     meta = {
@@ -168,6 +175,7 @@ def build_round_dataset(
         "num_rows": len(ids),
         "pool_fingerprint": pool.fingerprint,
         "pool_rows": len(pool),
+        **(store.card_meta() if task_columns is not None and hasattr(store, "card_meta") else {}),
         **dict(metadata or {}),
     }
     set_dataset_meta(ds, meta)
@@ -204,6 +212,9 @@ def rebuild_pool_state(
             f"{pool.fingerprint}). Resume with the dataset the run was made with."
         )
     cols = revision_dataset.column_names
+    store = getattr(pool, "label_store", None)
+    if store is not None and hasattr(store, "from_round_columns"):
+        return _rebuild_task_labels(pool, revision_dataset, store, check_rows)
     missing = [c for c in ("pool_id", "label", "round") if c not in cols]
     if missing:
         raise DatasetMismatchError(
@@ -238,6 +249,34 @@ def rebuild_pool_state(
     for r in np.unique(rounds[todo]):
         sel = todo & (rounds == r)
         pool.label(ids[sel], labels[sel], round=int(r), validation=val[sel])
+    return np.sort(ids)
+
+
+def _rebuild_task_labels(pool: ActivePool, ds: Any, store: Any, check_rows: int) -> np.ndarray:
+    """:func:`rebuild_pool_state` for a task whose labels live in the pool's store."""
+    values = store.from_round_columns(ds)
+    if values is None or "pool_id" not in ds.column_names or "round" not in ds.column_names:
+        raise DatasetMismatchError(
+            f"The revision has no pool_id, round or '{getattr(store, 'column', 'labels')}' column: it is not a "
+            "round snapshot of this task."
+        )
+    ids = np.asarray(ds["pool_id"][:], dtype=np.int64)
+    rounds = np.asarray(ds["round"][:], dtype=np.int64)
+    val = np.asarray(ds["split"][:]) == "validation" if "split" in ds.column_names else np.zeros(len(ids), dtype=bool)
+    if ids.size and (ids.min() < 0 or ids.max() >= len(pool)):
+        raise DatasetMismatchError(f"The revision has pool ids outside [0, {len(pool)}): it belongs to another dataset.")
+    _check_rows(pool, ds.remove_columns([getattr(store, "column", "labels")]) if getattr(store, "column", None) in ds.column_names else ds, ids, check_rows)
+    have = np.asarray(pool.state["round"])[ids] >= 0
+    extra = np.setdiff1d(pool.labelled_ids, ids)
+    if extra.size or (have & (np.asarray(pool.state["round"])[ids] != rounds)).any():
+        raise DatasetMismatchError(
+            "The pool already has labels that differ from the revision: start from an unlabelled pool (a new run directory)."
+        )
+    todo = ~have
+    for r in np.unique(rounds[todo]):
+        sel = np.flatnonzero(todo & (rounds == r))
+        payload = values[sel] if isinstance(values, np.ndarray) else [values[i] for i in sel.tolist()]
+        pool.label(ids[sel], payload, round=int(r), validation=val[sel])
     return np.sort(ids)
 
 

@@ -25,21 +25,36 @@ __all__ = ["TASK_METADATA", "card_info", "hub_model_id", "task_metadata"]
 # Hub metadata per task: task_categories / task_ids of the dataset card, pipeline_tag and
 # the model-index task of the model card. Other tasks add their entry here.
 TASK_METADATA: dict[str, dict[str, Any]] = {
-    "single_label": {
+    "text_classification": {
         "task_categories": ["text-classification"],
         "task_ids": ["multi-class-classification"],
         "pipeline_tag": "text-classification",
         "task_name": "Text Classification",
     },
+    "multi_label": {
+        "task_categories": ["text-classification"],
+        "task_ids": ["multi-label-classification"],
+        "pipeline_tag": "text-classification",
+        "task_name": "Text Classification",
+    },
+    "token_classification": {
+        "task_categories": ["token-classification"],
+        "task_ids": ["named-entity-recognition"],
+        "pipeline_tag": "token-classification",
+        "task_name": "Token Classification",
+    },
 }
+_TASK_ALIASES = {"single_label": "text_classification"}
 
 _FORMATS = {".csv": "CSV", ".tsv": "TSV", ".json": "JSON", ".jsonl": "JSON Lines", ".parquet": "Parquet"}
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def task_metadata(task: str = "single_label") -> dict[str, Any]:
-    """The Hub metadata of a task (see :data:`TASK_METADATA`)."""
-    return dict(TASK_METADATA.get(task, TASK_METADATA["single_label"]))
+def task_metadata(task: str = "text_classification") -> dict[str, Any]:
+    """The Hub metadata of a task (see :data:`TASK_METADATA`); unknown tasks get the
+    text-classification entry."""
+    task = _TASK_ALIASES.get(task, task)
+    return dict(TASK_METADATA.get(task, TASK_METADATA["text_classification"]))
 
 
 def _is_local(spec: str) -> bool:
@@ -92,7 +107,7 @@ def card_info(
     model: Any = None,
     license: str | None = None,
     language: Sequence[str] | str | None = None,
-    task: str = "single_label",
+    task: str = "text_classification",
 ) -> dict[str, Any]:
     """The card facts of a run (``RunInfo.card``), leaving out what is unknown.
 
@@ -108,10 +123,11 @@ def card_info(
         task: the task (:data:`TASK_METADATA`).
 
     Returns:
-        A mapping with ``source`` (always), and ``source_datasets``, ``eval``, ``license``,
+        A mapping with ``source`` and ``task`` (always), and ``source_datasets``, ``eval``, ``license``,
         ``license_note``, ``language``, ``base_model``, ``task_ids`` when known.
     """
-    out: dict[str, Any] = {"task_ids": task_metadata(task)["task_ids"]}
+    task = _TASK_ALIASES.get(task, task)
+    out: dict[str, Any] = {"task": task, "task_ids": task_metadata(task)["task_ids"]}
     hub_id = None
     eval_ds: dict[str, Any] | None = None
     if data_files:

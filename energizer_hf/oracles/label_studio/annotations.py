@@ -28,7 +28,10 @@ __all__ = [
     "fingerprint",
     "make_label_config",
     "parse_annotation",
+    "spans_to_tags",
+    "tags_to_spans",
     "vote",
+    "word_offsets",
 ]
 
 FROM_NAME = "label"
@@ -95,11 +98,35 @@ def _choices(label_names: Sequence[str], mode: str) -> str:
     )
 
 
-# task type -> config builder; token classification (<Labels> over <Text>) goes here too.
+def entity_types_of(tag_names: Sequence[str]) -> list[str]:
+    """Entity types of BIO tag names, in order of first appearance."""
+    out: list[str] = []
+    for n in tag_names:
+        if n != "O" and len(n) > 2 and n[2:] not in out:
+            out.append(n[2:])
+    return out
+
+
+def _ner(tag_names: Sequence[str]) -> str:
+    """Spans (``<Labels>`` on ``<Text>``, word granularity) over the entity types of the tags."""
+    from xml.sax.saxutils import quoteattr
+
+    labels = "".join(f"<Label value={quoteattr(t)}/>" for t in entity_types_of(tag_names))
+    return (
+        f'<View><Labels name="{FROM_NAME}" toName="{TO_NAME}">{labels}</Labels>'
+        f'<Text name="{TO_NAME}" value="$text" granularity="word"/></View>'
+    )
+
+
+# task type -> config builder: one class (choices), a label set (multiple choices), BIO
+# tags over words (spans of entity types)
 LABEL_CONFIGS: dict[str, Callable[[Sequence[str]], str]] = {
     "single_label": _single_label,
     "multi_label": _multi_label,
+    "ner": _ner,
 }
+#: the run's task -> the oracle's task type
+ORACLE_TASKS = {"text_classification": "single_label", "multi_label": "multi_label", "token_classification": "ner"}
 
 
 def make_label_config(label_names: Sequence[str], task: str = "single_label") -> str:
@@ -119,35 +146,120 @@ def make_label_config(label_names: Sequence[str], task: str = "single_label") ->
     return LABEL_CONFIGS[task](names)
 
 
-def choice_result(label: str) -> list[dict[str, Any]]:
+def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
+    labels = [label] if isinstance(label, str) else list(label)
     return [
-        {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
+        {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": labels}}
     ]
+
+
+def word_offsets(words: Sequence[str]) -> tuple[str, list[int], list[int]]:
+    """The text people see for a sentence of words (joined by single spaces) and each
+    word's ``[start, end)`` character offsets in it.
+
+    >>> word_offsets(["EU", "rejects", "it"])
+    ('EU rejects it', [0, 3, 11], [2, 10, 13])
+    """
+    starts, ends, pos = [], [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w)
+        ends.append(pos)
+        pos += 1
+    return " ".join(words), starts, ends
+
+
+def spans_to_tags(
+    spans: Sequence[tuple[int, int, str]], starts: Sequence[int], ends: Sequence[int], tag_ids: Mapping[str, int]
+) -> tuple[int, ...] | None:
+    """Word-level BIO tag ids from character spans ``(start, end, type)``: a word belongs to
+    a span when they overlap; the span's first word gets ``B-type``, the others ``I-type``.
+    ``None`` when a span's type is not a known entity type. Overlapping spans: the later
+    span's words keep the earlier span's tags (first come, first served).
+
+    >>> spans_to_tags([(3, 10, "ORG")], [0, 3, 11], [2, 10, 13], {"O": 0, "B-ORG": 1, "I-ORG": 2})
+    (0, 1, 0)
+    """
+    tags = [tag_ids["O"]] * len(starts)
+    taken = [False] * len(starts)
+    for start, end, etype in sorted(spans):
+        if f"B-{etype}" not in tag_ids:
+            return None
+        words = [i for i, (a, b) in enumerate(zip(starts, ends)) if a < end and start < b and not taken[i]]
+        for j, i in enumerate(words):
+            tags[i] = tag_ids[f"{'B' if j == 0 else 'I'}-{etype}"]
+            taken[i] = True
+    return tuple(tags)
+
+
+def tags_to_spans(
+    tags: Sequence[int], tag_names: Sequence[str], words: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Label Studio span results (pre-annotations) from predicted word tags."""
+    from energizer_hf.functional.sequence import entity_spans
+
+    text, starts, ends = word_offsets(words)
+    out = []
+    for etype, a, b in entity_spans([list(tags)], tag_names)[0]:
+        out.append({
+            "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
+            "value": {"start": starts[a], "end": ends[b - 1], "text": text[starts[a]:ends[b - 1]], "labels": [etype]},
+        })
+    return out
 
 
 
 # ---------------------------------------------------------------------- annotations
-def parse_annotation(ann: Mapping[str, Any], label_ids: Mapping[str, int]) -> tuple[bool, int | None, str | None]:
-    """``(cancelled, label id or None, raw choice)`` of one annotation dict."""
+def parse_annotation(
+    ann: Mapping[str, Any],
+    label_ids: Mapping[str, int],
+    task: str = "single_label",
+    words: tuple[Sequence[int], Sequence[int]] | None = None,
+) -> tuple[bool, Any, str | None]:
+    """``(cancelled, label or None, raw answer)`` of one annotation dict.
+
+    The label is a label id (``single_label``), a sorted tuple of label ids
+    (``multi_label``; an unknown name makes it ``None``) or a tuple of word tag ids
+    (``ner``: ``words`` are the words' start and end offsets; no span means every word is
+    ``O``; a span of an unknown type makes it ``None``).
+    """
     if ann.get("was_cancelled"):
         return True, None, None
+    if task == "ner":
+        spans = []
+        for region in ann.get("result") or []:
+            if region.get("from_name") == FROM_NAME and region.get("type") == "labels":
+                v = region.get("value") or {}
+                for etype in v.get("labels") or []:
+                    spans.append((int(v["start"]), int(v["end"]), str(etype)))
+        starts, ends = words if words is not None else ([], [])
+        tags = spans_to_tags(spans, starts, ends, label_ids)
+        return False, tags, ";".join(f"{a}-{b}:{t}" for a, b, t in sorted(spans))
     for region in ann.get("result") or []:
         if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
             choices = (region.get("value") or {}).get("choices") or []
+            if task == "multi_label":
+                ids = [label_ids.get(str(c)) for c in choices]
+                return False, (None if None in ids else tuple(sorted(ids))), ";".join(sorted(map(str, choices)))
             if choices:
                 return False, label_ids.get(str(choices[0])), str(choices[0])
+    if task == "multi_label":  # submitted with no choice: the empty label set
+        return False, (), ""
     return False, None, None
 
 
-def fingerprint(anns: Sequence[Mapping[str, Any]], label_ids: Mapping[str, int]) -> list[list[Any]]:
+def fingerprint(
+    anns: Sequence[Mapping[str, Any]], label_ids: Mapping[str, int], task: str = "single_label", words: Any = None
+) -> list[list[Any]]:
     """What identifies the state of a task's annotations (an edit changes it)."""
     return sorted(
-        [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")), parse_annotation(a, label_ids)[2]]
+        [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")),
+         parse_annotation(a, label_ids, task, words)[2]]
         for a in anns
     )
 
 
-def vote(votes: Sequence[int], rule: str) -> int | None:
+def vote(votes: Sequence[Any], rule: str) -> Any:
     """The label of several submitted annotations (in submission order) under ``rule``:
     ``"first"``, ``"majority"`` (a tie is unresolved) or ``"unanimous"``; ``None`` when
     the rule cannot resolve them."""

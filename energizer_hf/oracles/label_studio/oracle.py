@@ -24,7 +24,9 @@ from energizer_hf.oracles.label_studio.annotations import (
     DELETED,
     FROM_NAME,
     IGNORED,
+    LABEL_CONFIGS,
     LABELLED,
+    ORACLE_TASKS,
     PENDING,
     RESOLVED,
     SKIPPED,
@@ -34,11 +36,13 @@ from energizer_hf.oracles.label_studio.annotations import (
     LabelStudioTimeoutError,
     as_dicts,
     choice_result,
-    fingerprint,
+    entity_types_of,
     make_label_config,
     parse_annotation,
     reason,
+    tags_to_spans,
     vote,
+    word_offsets,
 )
 from energizer_hf.oracles.label_studio.client import LabelStudioClient
 from energizer_hf.retry import RetryError, call_with_retries
@@ -93,8 +97,12 @@ class LabelStudioOracle(OracleBase):
             class and that probability), a callable ``predictions(ids) -> (labels,
             scores)``, or ``None`` for none.
         model_version: the pre-annotations' ``model_version`` (``{round}`` is formatted).
-        task: the labelling task type (see :data:`LABEL_CONFIGS`); only ``"single_label"``
-            annotations are read back for now.
+        task: the labelling task type (see :data:`LABEL_CONFIGS`): ``"single_label"``
+            (one choice), ``"multi_label"`` (multiple choices; pre-annotations: the labels
+            whose probability reaches 0.5) or ``"ner"`` (spans of entity types over the
+            sentence's words, joined by spaces; read back as word-level BIO tags;
+            pre-annotations: the spans of the model's predicted tags). Default: the run's
+            task (single_label outside a run).
         max_retries / retry_backoff / retry_timeout: an unreachable server (or a 5xx) is
             retried with exponential backoff (``retry_backoff * 2**n``, at most 30 s) until
             ``max_retries`` attempts or ``retry_timeout`` seconds, then
@@ -132,7 +140,7 @@ class LabelStudioOracle(OracleBase):
         annotations_per_task: int = 1,
         predictions: Callable[[np.ndarray], tuple[Any, Any]] | str | None = "model",
         model_version: str = "energizer-hf-round-{round}",
-        task: str = "single_label",
+        task: str | None = None,
         max_retries: int = 8,
         retry_backoff: float = 1.0,
         retry_timeout: float = 120.0,
@@ -158,9 +166,9 @@ class LabelStudioOracle(OracleBase):
             raise LabelStudioError(
                 f"conflict must be 'first', 'majority' or 'unanimous', got {conflict!r}."
             )
-        if task != "single_label":
+        if task is not None and task not in LABEL_CONFIGS:
             raise LabelStudioError(
-                f"Only task='single_label' annotations can be read back for now, got {task!r}."
+                f"task must be one of {', '.join(sorted(LABEL_CONFIGS))}, got {task!r}."
             )
         if annotations_per_task < 1:
             raise LabelStudioError(f"annotations_per_task must be >= 1, got {annotations_per_task}.")
@@ -169,7 +177,8 @@ class LabelStudioOracle(OracleBase):
                 f"predictions must be 'model', a callable ids -> (labels, scores) or None, got {predictions!r}."
             )
         self.project_spec = project
-        self.task = task
+        self._task_given = task is not None
+        self.task = task or "single_label"
         self.label_names: list[str] | None = None
         self.label_config: str | None = None
         self._label_ids: dict[str, int] = {}
@@ -214,6 +223,7 @@ class LabelStudioOracle(OracleBase):
     def _set_label_names(self, names: Sequence[str]) -> None:
         self.label_config = make_label_config(names, self.task)
         self.label_names = [str(n) for n in names]
+        # ner: tag names (O, B-X, I-X) -> ids; otherwise class / label names -> ids
         self._label_ids = {n: i for i, n in enumerate(self.label_names)}
 
     def bind(self, run: RunInfo, dataset: Any, predict: Predict | None) -> None:
@@ -222,6 +232,15 @@ class LabelStudioOracle(OracleBase):
         Raises:
             LabelStudioError: the oracle was given another run directory or other classes.
         """
+        run_task = ORACLE_TASKS.get(str(run.config.get("task") or "text_classification"), "single_label")
+        if self._task_given and self.task != run_task:
+            raise LabelStudioError(
+                f"The oracle was given task={self.task!r} but the run's task needs {run_task!r}: leave task out."
+            )
+        if not self._task_given and self.task != run_task:
+            self.task = run_task
+            if self.label_names is not None:
+                self._set_label_names(self.label_names)
         if self.run_dir is None:
             self.run_dir = run.files.root
         elif self.run_dir.resolve() != run.files.root.resolve():
@@ -242,7 +261,8 @@ class LabelStudioOracle(OracleBase):
                 f"{list(run.label_names)}: leave label_names out (the run's are used)."
             )
         if self.text_column is None:
-            self.text_column = run.text_column or "text"
+            tokens = run.config.get("tokens_column") if self.task == "ner" else None
+            self.text_column = tokens or run.text_column or "text"
         if self._texts is None and self.dataset is None:
             self.dataset = dataset
         self._predict = predict
@@ -374,7 +394,8 @@ class LabelStudioOracle(OracleBase):
             labels = project.get_label_interface().get_control(FROM_NAME).labels
         except Exception:  # noqa: BLE001 - no such control, or an unparsable config
             labels = None
-        if labels is None or list(labels) != self._names():
+        expected = entity_types_of(self._names()) if self.task == "ner" else self._names()
+        if labels is None or list(labels) != expected:
             raise LabelStudioError(
                 f"Label Studio project {project.id} has no single-choice control "
                 f"'{FROM_NAME}' with the classes {self.label_names} (found {labels}): use "
@@ -421,13 +442,23 @@ class LabelStudioOracle(OracleBase):
                 texts = [ds[int(i)][column] for i in ids]
         if len(texts) != len(ids):
             raise LabelStudioError(f"texts gave {len(texts)} texts for {len(ids)} ids.")
-        return [str(t) for t in texts]
+        # a sentence of words (token classification) is shown joined by single spaces
+        return [word_offsets([str(w) for w in t])[0] if isinstance(t, (list, tuple)) else str(t) for t in texts]
+
+    def _words(self, pool_id: int) -> tuple[list[int], list[int]]:
+        """Start and end offsets of the words of a sentence, in the text people see."""
+        text = self._texts_of(np.asarray([pool_id], dtype=np.int64))[0]
+        _, starts, ends = word_offsets(text.split(" "))
+        return starts, ends
 
     def _task_payloads(self, ids: np.ndarray, round: int) -> list[dict[str, Any]]:
         texts = self._texts_of(ids)
         names = self._names()
         preds = None
-        if self.predictions == "model":
+        if self.predictions == "model" and self.task != "single_label":
+            if self._predict is not None:
+                return self._task_payloads_with_model(ids, round, texts)
+        elif self.predictions == "model":
             if self._predict is not None:  # the run's model: its best class and that probability
                 probs = np.asarray(self._predict(ids), dtype=np.float64)
                 preds = (probs.argmax(1), probs.max(1))
@@ -449,6 +480,27 @@ class LabelStudioOracle(OracleBase):
                 ]
             payloads.append(task)
         return payloads
+
+    def _task_payloads_with_model(self, ids: np.ndarray, round: int, texts: list[str]) -> list[dict[str, Any]]:
+        """Pre-annotations of the run's model: the labels whose probability reaches 0.5
+        (multi-label), or the spans of the predicted word tags (ner)."""
+        names = self._names()
+        out = []
+        predicted = self._predict(ids) if self._predict is not None else None
+        for j, (pool_id, text) in enumerate(zip(ids.tolist(), texts)):
+            task: dict[str, Any] = {"data": {"text": text, "pool_id": int(pool_id), "round": int(round)}}
+            if self.task == "multi_label":
+                p = np.asarray(predicted[j], dtype=np.float64)
+                chosen = [names[i] for i in np.flatnonzero(p >= 0.5).tolist()]
+                result, score = choice_result(chosen), float(np.mean(np.maximum(p, 1 - p)))
+            else:
+                tags, score = predicted[j]
+                result = tags_to_spans(list(tags), names, text.split(" "))
+            task["predictions"] = [
+                {"model_version": self.model_version.format(round=round), "score": float(score), "result": result}
+            ]
+            out.append(task)
+        return out
 
     # ------------------------------------------------------------------ importing
     def submit(self, ids: Sequence[int] | np.ndarray, *, round: int) -> dict[str, int]:
@@ -527,16 +579,29 @@ class LabelStudioOracle(OracleBase):
         return out
 
     # ------------------------------------------------------------------ resolving
-    def _parse(self, ann: dict[str, Any]) -> tuple[bool, int | None, str | None]:
-        return parse_annotation(ann, self._label_ids)
+    def _parse(self, ann: dict[str, Any], pool_id: int | None = None) -> tuple[bool, Any, str | None]:
+        words = self._words(pool_id) if self.task == "ner" and pool_id is not None else None
+        return parse_annotation(ann, self._label_ids, self.task, words)
 
-    def _fingerprint(self, anns: list[dict[str, Any]]) -> list[list[Any]]:
-        return fingerprint(anns, self._label_ids)
+    def _fingerprint(self, anns: list[dict[str, Any]], pool_id: int | None = None) -> list[list[Any]]:
+        """What identifies the state of a task's annotations (an edit changes it); the same
+        as :func:`fingerprint` for one choice."""
+        return sorted(
+            [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")), self._parse(a, pool_id)[2]]
+            for a in anns
+        )
+
+    def _render(self, label: Any) -> Any:
+        """A label as people read it (votes, conflicts)."""
+        names = self.label_names or []
+        if self.task == "single_label":
+            return names[int(label)]
+        return [names[int(v)] for v in label]
 
     def _resolve(self, round: int, pool_id: int, task: Any) -> dict[str, Any] | None:
         """The resolved entry of a task, or ``None`` while it waits for annotations."""
         anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"]))
-        parsed = [(a, *self._parse(a)) for a in anns]
+        parsed = [(a, *self._parse(a, pool_id)) for a in anns]
         cancelled = [p for p in parsed if p[1]]
         submitted = [p for p in parsed if not p[1] and p[2] is not None]
         invalid = [p for p in parsed if not p[1] and p[2] is None]
@@ -547,13 +612,13 @@ class LabelStudioOracle(OracleBase):
             )
         if len(submitted) + len(cancelled) < self.annotations_per_task:
             return None
-        entry: dict[str, Any] = {"task_id": int(task.id), "seen": self._fingerprint(anns)}
+        entry: dict[str, Any] = {"task_id": int(task.id), "seen": self._fingerprint(anns, pool_id)}
         if not submitted:
             status = IGNORED if self.skipped == "ignore" else SKIPPED
             return {**entry, "status": status, "label": -1}
         votes = [p[2] for p in submitted]
         label = vote(votes, self.conflict)
-        entry["votes"] = [self.label_names[v] for v in votes]
+        entry["votes"] = [self._render(v) for v in votes]
         if len(set(votes)) > 1:
             append_jsonl(
                 self.state_dir / CONFLICTS_FILE,
@@ -561,7 +626,7 @@ class LabelStudioOracle(OracleBase):
                     "round": round, "pool_id": pool_id, "task_id": int(task.id),
                     "votes": entry["votes"], "annotation_ids": [int(p[0]["id"]) for p in submitted],
                     "rule": self.conflict,
-                    "resolved": None if label is None else self.label_names[label],
+                    "resolved": None if label is None else self._render(label),
                 },
             )
         if label is None:
@@ -570,7 +635,7 @@ class LabelStudioOracle(OracleBase):
                 "the example goes back to the pool.", task.id, pool_id, entry["votes"], self.conflict,
             )
             return {**entry, "status": CONFLICT, "label": -1}
-        return {**entry, "status": LABELLED, "label": int(label)}
+        return {**entry, "status": LABELLED, "label": int(label) if self.task == "single_label" else list(label)}
 
     def sync(self, round: int | None = None) -> dict[str, int]:
         """Read the project once: resolve pending tasks, notice deletions and edits.
@@ -618,7 +683,7 @@ class LabelStudioOracle(OracleBase):
                         entry.update(resolved)
                         changed = True
                 elif status in (LABELLED, SKIPPED, IGNORED, CONFLICT, ABANDONED):
-                    now = self._fingerprint(sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])))
+                    now = self._fingerprint(sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])), pool_id)
                     if now != entry.get("seen") and now != entry.get("change_reported"):
                         warnings.warn(
                             f"Annotations of Label Studio task {task.id} (pool id {pool_id}, round "
@@ -660,7 +725,7 @@ class LabelStudioOracle(OracleBase):
         for i in left:
             task = tasks.get((round, i))
             anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"])) if task else []
-            rstate[str(i)].update(status=ABANDONED, label=-1, seen=self._fingerprint(anns))
+            rstate[str(i)].update(status=ABANDONED, label=-1, seen=self._fingerprint(anns, i))
         self._save_state()
         self._event("abandoned", round=round, pool_ids=left)
         log.warning(
@@ -700,9 +765,16 @@ class LabelStudioOracle(OracleBase):
             if bar is not None:
                 bar.close()
 
-    def labels(self, ids: Sequence[int] | np.ndarray, *, round: int) -> np.ndarray:
-        """Label ids of ``ids`` in ``round`` from tasks.json (-1: not labelled)."""
+    def labels(self, ids: Sequence[int] | np.ndarray, *, round: int) -> Any:
+        """Label ids of ``ids`` in ``round`` from tasks.json (-1: not labelled); for
+        multi-label and ner a list of label-id lists / word tag-id lists (``None``: not
+        labelled)."""
         rstate = self.round_state(round)
+        if self.task != "single_label":
+            return [
+                list(rstate[str(i)]["label"]) if rstate.get(str(i), {}).get("status") == LABELLED else None
+                for i in np.asarray(ids).reshape(-1).tolist()
+            ]
         return np.array(
             [int(rstate.get(str(i), {}).get("label", -1)) if rstate.get(str(i), {}).get("status") == LABELLED
              else -1 for i in np.asarray(ids).reshape(-1).tolist()],
