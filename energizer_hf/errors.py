@@ -39,6 +39,7 @@ __all__ = [
     "RunStateMismatchError",
     "StreamInputError",
     "StreamStateError",
+    "StreamTooShortError",
     "TagLengthMismatchError",
     "TrainerArgumentError",
     "UnknownLabelError",
@@ -127,6 +128,10 @@ class NotResumableError(EnergizerError):
 
 class UnsentItemError(EnergizerError):
     """Labels arrived for stream items that were never sent for labelling."""
+
+
+class StreamTooShortError(StreamInputError):
+    """A stream ended before its first retrain (fewer labels came back than ``retrain_every``)."""
 
 
 class InvalidTagsError(EnergizerError):
