@@ -426,9 +426,8 @@ class StreamLearner:
                 raise EnergizerError(f"The dataset has no split '{cfg.split}' (splits: {', '.join(loaded)}).")
             stream = loaded[cfg.split]
             if test is None and cfg.test_split and cfg.test_split in loaded:
-                test = datasets.Dataset.from_generator(
-                    lambda: (yield from loaded[cfg.test_split]), features=loaded[cfg.test_split].features
-                ) if loaded[cfg.test_split].features is not None else None
+                # the test split is finite and read whole; only the stream is streamed
+                test = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files)[cfg.test_split]
             return stream, test
         data = load_data(cfg.dataset, cfg.dataset_config, cfg.data_files)
         if cfg.split not in data:
