@@ -120,6 +120,8 @@ def test_killed_run_resumes_at_the_same_position_with_the_same_decisions(tmp_pat
     assert killed.returncode == 77, killed.stderr[-3000:]
     partial = decisions(tmp_path / "killed" / "run")
     assert len(partial) == 32 * batch
+    ckpt = json.loads(RunDir(tmp_path / "killed" / "run").stream_checkpoint.read_text())
+    assert (ckpt["learner"]["inflight"] is not None) == (batch == 3)  # 3: killed while retraining
     resumed = _run(tmp_path / "killed" / "run", source)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = RunDir(tmp_path / "whole" / "run"), RunDir(tmp_path / "killed" / "run")
