@@ -404,6 +404,10 @@ class StreamLearner:
         self.files = RunDir(self.config.run_dir)
         self.records: list[dict[str, Any]] = []
         self._ready = False
+        # seconds spent in this session: `swap` (waiting for a retrain at a swap), `score`,
+        # `decide` (deciding, committing, sending, polling), `stream` (the whole loop),
+        # `longest_batch`; `items` decided
+        self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up
     def _data(self) -> tuple[Any, Any]:
@@ -844,15 +848,20 @@ class StreamLearner:
         bar = self._bar()
         stop_reason = "stream_end"
         truth_known = True
+        clock = time.perf_counter
+        t_run = clock()
         try:
             for batch in self.source.batches(cfg.stream_batch_size):
                 start = int(batch.positions[0])
                 if cfg.max_items is not None and start >= cfg.max_items:
                     stop_reason = "max_items"
                     break
+                t0 = clock()
                 self._maybe_swap(start)
+                t1 = clock()
                 n = len(batch)
                 scored = self._score(batch) if self.strategy.requires_scores else None
+                t2 = clock()
                 mask = self.strategy.decide(
                     None if scored is None else scored["scores"],
                     None if scored is None else scored["embeddings"],
@@ -879,13 +888,23 @@ class StreamLearner:
                     ])
                 self._intake(self.oracle.poll())
                 self._maybe_trigger()
+                t3 = clock()
+                self._time(items=n, swap=t1 - t0, score=t2 - t1, decide=t3 - t2, longest_batch=t3 - t0)
                 if bar is not None:
                     bar.update(n)
                     bar.set_postfix(self._progress(), refresh=False)
         finally:
             if bar is not None:
                 bar.close()
+            self._time(stream=clock() - t_run)
         return self._finish(stop_reason)
+
+    def _time(self, **amounts: float) -> None:
+        for key, value in amounts.items():
+            if key == "longest_batch":
+                self.timings[key] = max(self.timings.get(key, 0.0), value)
+            else:
+                self.timings[key] = self.timings.get(key, 0.0) + value
 
     def _finish(self, stop_reason: str) -> StreamResults:
         cfg = self.config
