@@ -25,6 +25,9 @@ MODULES = [
     "energizer_hf.run",
     "energizer_hf.runlock",
     "energizer_hf.scrub",
+    "energizer_hf.stream",
+    "energizer_hf.stream.oracles",
+    "energizer_hf.stream_learner",
     "energizer_hf.utils",
 ]
 
@@ -58,6 +61,8 @@ HEADLINE = {
     "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies.base",
+    "StreamConfig": "energizer_hf.stream_learner",
+    "StreamLearner": "energizer_hf.stream_learner",
     "WidgetOracle": "energizer_hf.oracles.widget",
     "register_strategy": "energizer_hf.query_strategies.registry",
 }
