@@ -38,7 +38,7 @@ _LAZY = {
     "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies",
-    "StreamConfig": "energizer_hf.stream_learner",
+    "StreamConfig": "energizer_hf.stream_config",
     "StreamLearner": "energizer_hf.stream_learner",
     "WidgetOracle": "energizer_hf.oracles",
     "available_strategies": "energizer_hf.query_strategies",

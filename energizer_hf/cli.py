@@ -194,7 +194,7 @@ def _annotate(args: argparse.Namespace) -> int:
 
 def _add_stream_parser(sub: Any) -> None:
     """``energizer-hf stream [config.yaml] [--field value ...]``: every StreamConfig field is a flag."""
-    from energizer_hf.stream_learner import StreamConfig
+    from energizer_hf.stream_config import StreamConfig
 
     stream = sub.add_parser(
         "stream",
@@ -212,7 +212,8 @@ def _add_stream_parser(sub: Any) -> None:
 
 def _stream(args: argparse.Namespace) -> int:
     """Run (or resume) a stream; Label Studio's URL and token come from the environment."""
-    from energizer_hf.stream_learner import StreamConfig, StreamLearner
+    from energizer_hf.stream_config import StreamConfig
+    from energizer_hf.stream_learner import StreamLearner
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     config = StreamConfig.from_yaml(args.config) if args.config else StreamConfig()

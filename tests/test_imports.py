@@ -27,6 +27,7 @@ MODULES = [
     "energizer_hf.scrub",
     "energizer_hf.stream",
     "energizer_hf.stream.oracles",
+    "energizer_hf.stream_config",
     "energizer_hf.stream_learner",
     "energizer_hf.utils",
 ]
@@ -61,7 +62,7 @@ HEADLINE = {
     "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies.base",
-    "StreamConfig": "energizer_hf.stream_learner",
+    "StreamConfig": "energizer_hf.stream_config",
     "StreamLearner": "energizer_hf.stream_learner",
     "WidgetOracle": "energizer_hf.oracles.widget",
     "register_strategy": "energizer_hf.query_strategies.registry",
