@@ -6,6 +6,7 @@ Commands:
     push        push a run's round revisions, labelled set and final model to the Hub
     strategies  list the strategies: name, family, description (and aliases)
     annotate    collect Label Studio annotations of a run and continue it
+    stream      stream-based active learning from a YAML configuration (StreamConfig)
     compare     learning curves, AUC, final metric and label savings of runs
     check       check that a run directory's files agree
     repair      make the safe repairs of a run directory
@@ -184,6 +185,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     unlock.add_argument("run_dir", metavar="RUN_DIR")
     unlock.add_argument("--force", action="store_true", help="break it even if the holder seems alive")
+    _add_stream_parser(sub)
 
     compare = sub.add_parser(
         "compare",
@@ -422,6 +424,8 @@ def _dispatch(args: argparse.Namespace, frame: Any) -> int:
         return _run(args, frame)
     if args.command == "annotate":
         return _annotate(args, frame)
+    if args.command == "stream":
+        return _stream(args)
     if args.command == "check":
         return _check(args)
     if args.command == "repair":
@@ -465,6 +469,49 @@ def _dispatch(args: argparse.Namespace, frame: Any) -> int:
             print(f"Final model: {summary['model_url']}")
         return 0
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows no other
+
+
+def _add_stream_parser(sub: Any) -> None:
+    """``energizer-hf stream [config.yaml] [--field value ...]``: every StreamConfig field is a flag."""
+    from energizer_hf.stream_config import StreamConfig
+
+    stream = sub.add_parser(
+        "stream",
+        help="stream-based active learning from a YAML configuration",
+        description="Decide each arriving item (label or let go) under a budget rate, retraining as labels "
+        "come back; every StreamConfig field can be overridden. A run directory with a stream is resumed.",
+    )
+    stream.add_argument("config", nargs="?", help="YAML file with StreamConfig fields")
+    for f in dataclasses.fields(StreamConfig):
+        stream.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f), default=argparse.SUPPRESS,
+            help=f.metadata.get("help", ""),
+        )
+
+
+def _stream(args: argparse.Namespace) -> int:
+    """Run (or resume) a stream; Label Studio's URL and token come from the environment."""
+    from energizer_hf.stream_config import StreamConfig
+    from energizer_hf.stream_learner import StreamLearner
+
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "config", "debug")}
+    config = StreamConfig.from_yaml(args.config) if args.config else StreamConfig()
+    config = dataclasses.replace(config, **values)
+    oracle = None
+    if config.oracle == "label_studio":
+        from energizer_hf.oracles.label_studio import LabelStudioStreamOracle
+
+        oracle = LabelStudioStreamOracle(**dict(config.label_studio or {}))
+    learner = StreamLearner(config, oracle=oracle)
+    results = learner.run()
+    print(results.to_table())
+    progress = learner.progress()
+    print(
+        f"\nStream {results.stop_reason}: {progress['seen']} items seen, {progress['sent']} sent, "
+        f"{progress['labelled']} labelled (rate over the window {progress['rate']:.3f}); "
+        f"plot in {learner.files.stream_plot}"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

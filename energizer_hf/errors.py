@@ -40,6 +40,7 @@ __all__ = [
     "StreamInputError",
     "StrategyTaskError",
     "StreamStateError",
+    "StreamTooShortError",
     "TagLengthMismatchError",
     "TokenBudgetError",
     "TrainerArgumentError",
@@ -131,6 +132,10 @@ class NotResumableError(EnergizerError):
 
 class UnsentItemError(EnergizerError):
     """Labels arrived for stream items that were never sent for labelling."""
+
+
+class StreamTooShortError(StreamInputError):
+    """A stream ended before its first retrain (fewer labels came back than ``retrain_every``)."""
 
 
 class InvalidTagsError(EnergizerError):

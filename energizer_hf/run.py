@@ -86,6 +86,18 @@ _FILES: dict[str, tuple[str, str]] = {
     "logs": ("logs/", "output of the loggers named in `trainer_kwargs` (CSV, TensorBoard)"),
     "lock": (".lock", "held by the process that runs the loop"),
     "pseudo_labels": ("pseudo/", "self-training's pseudo-labels per round (`round-NNN.npz`), never part of the label state"),
+    "stream": ("stream/", "the state of a stream run (`StreamLearner`, `energizer-hf stream`)"),
+    "stream_config": ("stream/stream.json", "the stream's configuration, compared on resume"),
+    "stream_checkpoint": (
+        "stream/checkpoint.json",
+        "the last committed mini-batch: position, source, strategy and learner state (and the "
+        "`strategy-NNNNNNNN.npz` arrays it names), replaced atomically",
+    ),
+    "stream_decisions": ("stream/decisions.jsonl", "one line per arriving item: sent or let go, score, threshold, model round"),
+    "stream_sent": ("stream/sent.jsonl", "the items sent for labelling (with their columns)"),
+    "stream_labels": ("stream/labels.jsonl", "the labels received, in the order they came back"),
+    "stream_models": ("stream/models/", "the weights of each retrained round (`round-NNN.pt`), reloaded on resume"),
+    "stream_plot": ("stream/stream.png", "accuracy and labels spent over the stream"),
 }
 
 _ROUND_RE = re.compile(r"^round-(\d{3,})$")
@@ -170,6 +182,18 @@ class RunDir:
     lock = property(lambda self: self._path("lock"), doc="``.lock``")
     logs = property(lambda self: self._path("logs"), doc="``logs/``")
     pseudo_labels = property(lambda self: self._path("pseudo_labels"), doc="``pseudo/``")
+    stream = property(lambda self: self._path("stream"), doc="``stream/``")
+    stream_config = property(lambda self: self._path("stream_config"), doc="``stream/stream.json``")
+    stream_checkpoint = property(lambda self: self._path("stream_checkpoint"), doc="``stream/checkpoint.json``")
+    stream_decisions = property(lambda self: self._path("stream_decisions"), doc="``stream/decisions.jsonl``")
+    stream_sent = property(lambda self: self._path("stream_sent"), doc="``stream/sent.jsonl``")
+    stream_labels = property(lambda self: self._path("stream_labels"), doc="``stream/labels.jsonl``")
+    stream_models = property(lambda self: self._path("stream_models"), doc="``stream/models/``")
+    stream_plot = property(lambda self: self._path("stream_plot"), doc="``stream/stream.png``")
+
+    def stream_model(self, round: int) -> Path:
+        """``stream/models/round-NNN.pt``: the weights of a stream's retrained round."""
+        return self.stream_models / f"{round_tag(round)}.pt"
 
     def revision(self, round: int) -> Path:
         """``revisions/round-NNN``: the local revision of ``round``."""

@@ -8,7 +8,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,25 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def jsonl_line(record: dict) -> str:
+    """The line :func:`append_jsonl` writes for ``record`` (sorted keys, NumPy values as numbers)."""
+    return json.dumps(record, sort_keys=True, default=_json_default) + "\n"
+
+
+def append_lines(path: str | os.PathLike, lines: Sequence[str]) -> int:
+    """Append complete lines with one write and one fsync; return the file's new size in bytes.
+
+    The batched form of :func:`append_jsonl` (lines from :func:`jsonl_line`), for logs that
+    record their size elsewhere (a checkpoint) and cut anything past it on reopening.
+    """
+    with open(path, "ab") as fh:
+        if lines:
+            fh.write("".join(lines).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return fh.tell()
 
 
 @dataclass

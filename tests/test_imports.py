@@ -26,6 +26,10 @@ MODULES = [
     "energizer_hf.runlock",
     "energizer_hf.scrub",
     "energizer_hf.strategy_catalog",
+    "energizer_hf.stream",
+    "energizer_hf.stream.oracles",
+    "energizer_hf.stream_config",
+    "energizer_hf.stream_learner",
     "energizer_hf.utils",
     "energizer_hf.selfsup",
 ]
@@ -60,6 +64,8 @@ HEADLINE = {
     "RoundStore": "energizer_hf.revisions",
     "RunConfig": "energizer_hf.learner",
     "Strategy": "energizer_hf.query_strategies.base",
+    "StreamConfig": "energizer_hf.stream_config",
+    "StreamLearner": "energizer_hf.stream_learner",
     "WidgetOracle": "energizer_hf.oracles.widget",
     "register_strategy": "energizer_hf.query_strategies.registry",
 }

@@ -73,6 +73,7 @@ from energizer_hf.errors import (
 )
 
 __all__ = [
+    "STREAM_SALT",
     "StreamDecisions",
     "StreamState",
     "budget_capacity",
@@ -202,8 +203,17 @@ class StreamDecisions(NamedTuple):
     """The state after the last item."""
 
 
+STREAM_SALT = 0x5EED57
+"""Mixed into every stream strategy's seed (see :func:`initial_stream_state`)."""
+
+
 def initial_stream_state(seed: int | None = None, threshold: float | None = None) -> StreamState:
     """A fresh state; ``seed`` seeds the PCG64 generator of the randomized rules.
+
+    The generator is seeded from ``(seed, STREAM_SALT)``, not ``seed`` alone: a replay
+    order or a drift order drawn with ``default_rng(seed)`` would otherwise make the same
+    uniform draws at the same positions, and a random rule at rate ``b`` would label
+    exactly the items whose arrival draw was below ``b`` (e.g. one class of a drift).
 
     >>> initial_stream_state(seed=0).rng["bit_generator"]
     'PCG64'
@@ -212,7 +222,7 @@ def initial_stream_state(seed: int | None = None, threshold: float | None = None
         return StreamState(threshold=threshold)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise StreamInputError(f"seed must be an int >= 0 or None, got {seed!r}.")
-    return StreamState(threshold=threshold, rng=np.random.PCG64(int(seed)).state)
+    return StreamState(threshold=threshold, rng=np.random.PCG64(np.random.SeedSequence([int(seed), STREAM_SALT])).state)
 
 
 # --------------------------------------------------------------------------- budget

@@ -26,6 +26,7 @@ __all__ = [
     "LabelStudioConnectionError",
     "LabelStudioError",
     "LabelStudioOracle",
+    "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
     "Oracle",
     "OracleBase",
@@ -39,6 +40,7 @@ _LABEL_STUDIO = {
     "LabelStudioConnectionError",
     "LabelStudioError",
     "LabelStudioOracle",
+    "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
 }
 

@@ -13,14 +13,23 @@ labelling budget rate that holds over every window of the stream.
   in a directory, written crash-safely.
 - :mod:`~energizer_hf.stream.drift`: drifting streams for simulation (class-prior drift,
   two datasets one after the other).
+- :mod:`~energizer_hf.stream.oracles`: who labels what a stream sends (the protocol and the
+  simulated :class:`~energizer_hf.stream.oracles.ColumnOracle`);
+  :mod:`~energizer_hf.stream.batches`: a mini-batch as the pool scorer's batch source;
+  :mod:`~energizer_hf.stream.plot`: accuracy and labels spent over a stream.
+
+:class:`~energizer_hf.stream_learner.StreamLearner` puts them together with a model.
 """
 
+from energizer_hf.stream.batches import TokenizedRows
 from energizer_hf.stream.drift import (
     concatenate_for_drift,
     concatenation_order,
     prior_at,
     prior_drift_order,
 )
+from energizer_hf.stream.oracles import ColumnOracle, SentItem, StreamOracle
+from energizer_hf.stream.plot import plot_stream
 from energizer_hf.stream.registry import (
     available_stream_strategies,
     get_stream_strategy_class,
@@ -48,6 +57,7 @@ from energizer_hf.stream.strategies import (
 )
 
 __all__ = [
+    "ColumnOracle",
     "DensityUncertaintyStream",
     "FixedUncertaintyStream",
     "IterableDatasetSource",
@@ -56,12 +66,15 @@ __all__ = [
     "RandomStream",
     "RandomizedVariableUncertaintyStream",
     "ReplaySource",
+    "SentItem",
     "SplitStream",
     "StreamBatch",
     "StreamCheckpoint",
+    "StreamOracle",
     "StreamSource",
     "StreamStore",
     "StreamStrategy",
+    "TokenizedRows",
     "VariableUncertaintyStream",
     "as_stream_source",
     "available_stream_strategies",
@@ -69,6 +82,7 @@ __all__ = [
     "concatenation_order",
     "get_stream_strategy_class",
     "make_stream_strategy",
+    "plot_stream",
     "prior_at",
     "prior_drift_order",
     "register_stream_strategy",

@@ -35,6 +35,7 @@ mini-batch, so the caller commits a batch *before* sending its items to annotato
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -55,17 +56,26 @@ from energizer_hf.errors import (
     UnsentItemError,
 )
 from energizer_hf.functional.stream import StreamDecisions
+from energizer_hf.run import RunDir
 from energizer_hf.stream.sources import StreamBatch
-from energizer_hf.utils import _json_default, atomic_write_bytes, atomic_write_json, read_jsonl
+from energizer_hf.utils import (
+    append_lines,
+    atomic_write_bytes,
+    atomic_write_json,
+    jsonl_line,
+    read_jsonl,
+)
 
 __all__ = ["StreamCheckpoint", "StreamStore"]
 
 FORMAT_VERSION = 1
-CONFIG_FILE = "stream.json"
-CHECKPOINT_FILE = "checkpoint.json"
-DECISIONS_FILE = "decisions.jsonl"
-SENT_FILE = "sent.jsonl"
-LABELS_FILE = "labels.jsonl"
+# the file names are RunDir's (``<run_dir>/stream/...``); a bare directory holds the same names
+_NAMES = RunDir("")
+CONFIG_FILE = _NAMES.stream_config.name
+CHECKPOINT_FILE = _NAMES.stream_checkpoint.name
+DECISIONS_FILE = _NAMES.stream_decisions.name
+SENT_FILE = _NAMES.stream_sent.name
+LABELS_FILE = _NAMES.stream_labels.name
 _ARRAY_REF = "__array__"
 
 
@@ -79,6 +89,8 @@ class StreamCheckpoint:
         num_sent: items sent for labelling.
         source: the source's ``state_dict()`` (for ``load_state_dict``).
         strategy: the strategy's ``state_dict()``, arrays restored.
+        learner: the caller's own state after the batch (JSON; e.g. the model round in use
+            and a retrain in flight), ``{}`` when none was given.
     """
 
     position: int
@@ -86,21 +98,11 @@ class StreamCheckpoint:
     num_sent: int
     source: dict[str, Any]
     strategy: dict[str, Any]
+    learner: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _dumps(record: Mapping[str, Any]) -> str:
-    # the line format of energizer_hf.utils.append_jsonl
-    return json.dumps(record, sort_keys=True, default=_json_default) + "\n"
-
-
-def _append_lines(path: Path, lines: Sequence[str]) -> int:
-    """Append lines with one write and one fsync; return the file's new size in bytes."""
-    with open(path, "ab") as fh:
-        if lines:
-            fh.write("".join(lines).encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return fh.tell()
+_dumps = jsonl_line
+_append_lines = append_lines
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -191,9 +193,14 @@ class StreamStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike, config: Mapping[str, Any] | None = None, *, keep_rows: bool = True
+        self,
+        directory: str | os.PathLike | RunDir,
+        config: Mapping[str, Any] | None = None,
+        *,
+        keep_rows: bool = True,
     ) -> None:
-        self.directory = Path(directory)
+        # a run directory keeps its stream under RunDir.stream; any other path is the stream folder
+        self.directory = directory.stream if isinstance(directory, RunDir) else Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep_rows = keep_rows
         self._lock = threading.Lock()
@@ -207,7 +214,7 @@ class StreamStore:
     # ------------------------------------------------------------------ opening
     def _check_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
         path = self.directory / CONFIG_FILE
-        wanted = None if config is None else json.loads(json.dumps(dict(config), sort_keys=True, default=_json_default))
+        wanted = None if config is None else json.loads(jsonl_line(dict(config)))
         if path.exists():
             stored = json.loads(path.read_text(encoding="utf-8"))
             if stored.get("version") != FORMAT_VERSION:
@@ -274,6 +281,7 @@ class StreamStore:
                 num_sent=int(raw["num_sent"]),
                 source=raw["source"],
                 strategy=_join_arrays(raw["strategy"], arrays),
+                learner=dict(raw.get("learner") or {}),
             )
         keep = raw.get("arrays") if raw else None
         for stale in self.directory.glob("strategy-*.npz"):
@@ -294,6 +302,8 @@ class StreamStore:
         source_state: Mapping[str, Any],
         strategy_state: Mapping[str, Any],
         extra: Mapping[str, Any] | None = None,
+        item_extra: Mapping[str, Sequence[Any]] | None = None,
+        learner_state: Mapping[str, Any] | None = None,
     ) -> list[int | str]:
         """Record a decided mini-batch and the states to resume after it; return the ids to send.
 
@@ -302,6 +312,10 @@ class StreamStore:
             decisions: the strategy's decisions for it (``strategy.last``).
             source_state / strategy_state: their ``state_dict()`` after the batch.
             extra: JSON-able fields added to each decision line (e.g. the model round).
+            item_extra: per-item fields, name → ``n`` JSON-able values (e.g. the model's
+                predicted class of each item).
+            learner_state: the caller's state after the batch (JSON-able), given back as
+                :attr:`StreamCheckpoint.learner` on reopening.
 
         Raises:
             StreamStateError: a batch out of order or of the wrong size.
@@ -327,10 +341,15 @@ class StreamStore:
                     "use arrival positions)."
                 )
             extra = dict(extra or {})
+            per_item = {k: list(v) for k, v in (item_extra or {}).items()}
+            bad = {k: len(v) for k, v in per_item.items() if len(v) != n}
+            if bad:
+                raise StreamStateError(f"item_extra needs {n} values per field, got {bad}.")
             lines = [
                 _dumps(
                     {
                         **extra,
+                        **{k: v[j] for k, v in per_item.items()},
                         "position": int(batch.positions[j]),
                         "id": ids[j],
                         "label": bool(decisions.labelled[j]),
@@ -366,9 +385,10 @@ class StreamStore:
                 "num_sent": len(self._sent) + len(sent_ids),
                 "decisions_bytes": decisions_bytes,
                 "sent_bytes": sent_bytes,
-                "source": json.loads(json.dumps(dict(source_state), default=_json_default)),
-                "strategy": json.loads(json.dumps(strategy_json, default=_json_default)),
+                "source": json.loads(jsonl_line(dict(source_state))),
+                "strategy": json.loads(jsonl_line(strategy_json)),
                 "arrays": array_file,
+                "learner": json.loads(jsonl_line(dict(learner_state or {}))),
             }
             atomic_write_json(self.directory / CHECKPOINT_FILE, raw)
             previous = self._ckpt_raw.get("arrays") if self._ckpt_raw else None
@@ -383,6 +403,7 @@ class StreamStore:
                 num_sent=raw["num_sent"],
                 source=raw["source"],
                 strategy=_join_arrays(raw["strategy"], arrays),
+                learner=raw["learner"],
             )
             return sent_ids
 
@@ -437,6 +458,21 @@ class StreamStore:
     def labels(self) -> dict[int | str, Any]:
         """Id → label received, in arrival order of the labels."""
         return dict(self._labels)
+
+    def is_sent(self, item_id: Any) -> bool:
+        """Whether ``item_id`` was sent for labelling in a committed mini-batch."""
+        return _plain_id(item_id) in self._sent
+
+    def position_of(self, item_id: Any) -> int:
+        """The arrival position of a sent item.
+
+        Raises:
+            UnsentItemError: an id that was never sent.
+        """
+        item = _plain_id(item_id)
+        if item not in self._sent:
+            raise UnsentItemError(f"Item {item!r} was never sent for labelling.")
+        return self._sent[item]
 
     def iter_decisions(self) -> Iterator[dict[str, Any]]:
         """The committed decision lines, one dict per item, in arrival order (streamed)."""

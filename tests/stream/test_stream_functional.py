@@ -151,7 +151,7 @@ def test_randomized_variable_uncertainty_is_the_papers_rule():
     confidence = rng.uniform(0.4, 1.0, size=2000)
     state = F.initial_stream_state(seed=5)
     d = F.randomized_variable_uncertainty_decisions(1 - confidence, state, rate=0.2, window=50, delta=1.0)
-    eta = np.random.Generator(np.random.PCG64(5)).normal(1.0, 1.0, size=2000)
+    eta = np.random.Generator(np.random.PCG64(np.random.SeedSequence([5, F.STREAM_SALT]))).normal(1.0, 1.0, size=2000)
     np.testing.assert_array_equal(d.labelled, _paper_variable_uncertainty(confidence, 0.2, 50, 0.01, eta))
     # delta = 0 is plain variable uncertainty
     d0 = F.randomized_variable_uncertainty_decisions(1 - confidence, state, rate=0.2, window=50, delta=0.0)
@@ -305,3 +305,16 @@ def test_bad_inputs_raise_named_errors():
         F.StreamState.from_dict({"seen": 1, "bogus": 2})
     with pytest.raises(StreamStateError, match="PCG64"):
         F.random_decisions(1, F.StreamState(rng={"bit_generator": "MT19937"}), rate=0.5, window=4)
+
+
+def test_random_rule_is_independent_of_a_drift_order_drawn_with_the_same_seed():
+    """A drift order and a random rule seeded alike must not draw the same uniforms: the
+    rule would label exactly the arrivals whose class draw was below the rate."""
+    from energizer_hf.stream import prior_drift_order
+
+    labels = np.repeat(np.arange(4), 1000)
+    order = prior_drift_order(labels, [[0.05, 0.05, 0.45, 0.45]], 2000, seed=0)
+    d = F.random_decisions(2000, F.initial_stream_state(seed=0), rate=0.1, window=2000)
+    chosen = labels[order[d.labelled]]
+    assert set(np.unique(chosen)) == {0, 1, 2, 3}
+    assert (chosen >= 2).mean() > 0.6  # the labelled items follow the stream's classes

@@ -32,6 +32,7 @@ from energizer_hf.oracles.label_studio.annotations import (
     make_label_config,
 )
 from energizer_hf.oracles.label_studio.oracle import LabelStudioOracle, learner_predictions
+from energizer_hf.oracles.label_studio.stream import LabelStudioStreamOracle
 
 __all__ = [
     "AWAITING_ANNOTATIONS",
@@ -42,6 +43,7 @@ __all__ = [
     "LabelStudioConnectionError",
     "LabelStudioError",
     "LabelStudioOracle",
+    "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
     "learner_predictions",
     "make_label_config",
