@@ -53,7 +53,6 @@ import argparse
 import json
 import logging
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -123,7 +122,7 @@ def run_one(data, name: str, strategy: str, seed: int, initial: int, args, setti
     learner = ActiveLearner(
         dataset=data, model=minilm_dir(), strategy=strategy, query_size=args.query_size,
         initial_size=initial, initial_strategy="stratified", rounds=args.rounds, seed=seed,
-        run_dir=str(run_dir), progress=False, **settings,
+        run_dir=str(run_dir), progress=False, save_final_model=False, **settings,
     )
     res = learner.run()
     wall = time.perf_counter() - t
@@ -132,7 +131,6 @@ def run_one(data, name: str, strategy: str, seed: int, initial: int, args, setti
         wall = previous["wall_s"]  # resumed a finished run: keep the time it took
     summary = {"dataset": name, "strategy": strategy, "seed": seed, "settings": settings, **run_summary(res, wall)}
     summary_file.write_text(json.dumps(summary, indent=2))
-    shutil.rmtree(run_dir / "final_model", ignore_errors=True)  # 90 MB per run, not needed here
     return res, summary
 
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from pool_scoring import minilm_dir, shared_data_dir  # noqa: E402
 
 SHARED = shared_data_dir()

@@ -322,11 +322,15 @@ def _as_flag(issue: str) -> str:
 
 
 def _curve_metric(results: Any) -> str | None:
-    """The metric of the learning curve: test accuracy, else the first test metric."""
-    keys = [k for r in results for k in r if k.startswith("test/") and isinstance(r.get(k), (int, float))]
+    """The metric of the learning curve: the task's (test accuracy; entity-level F1 for
+    NER; micro F1 for multi-label), else the first test metric."""
+    keys = {k for r in results for k in r if k.startswith("test/") and isinstance(r.get(k), (int, float))}
     if not keys:
         return None
-    return "test/accuracy" if "test/accuracy" in keys else sorted(set(keys))[0]
+    for preferred in ("test/accuracy", "test/entity_f1", "test/f1_micro"):
+        if preferred in keys:
+            return preferred
+    return sorted(keys)[0]
 
 
 def _plot_curve(results: Any, config: Any, metric: str, path: Any) -> Any:

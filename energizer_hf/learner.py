@@ -483,6 +483,18 @@ def load_data(
         raise
 
 
+def _semantic_defaults() -> dict[str, Any]:
+    """Each RunConfig field's default and ``task``'s (for run directories made before a
+    setting existed: see ``ActiveLoop(config_defaults=)``)."""
+    out = {
+        f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+        for f in dataclasses.fields(RunConfig)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+    }
+    out["task"] = "text_classification"
+    return out
+
+
 def encode_labels(
     pool_labels: Any, test_labels: Any = None, feature: Any = None, names: Sequence[str] | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
@@ -1159,6 +1171,14 @@ class ActiveLearner:
             minority_class=_class_id(cfg.minority_class, names) if task.name == "text_classification" else None,
             budget_unit=cfg.budget_unit,
         )
+        needs_predictions = [type(c).__name__ for c in settings.stopping_criteria or () if c.needs_predictions]
+        if needs_predictions and task.name != "text_classification":
+            from energizer_hf.stopping import InvalidStoppingCriterionError
+
+            raise InvalidStoppingCriterionError(
+                f"{', '.join(needs_predictions)} compare(s) predicted classes, one per row: they serve "
+                f"text classification, not {task.name}. Stop {task.name} runs on the budget or max_rounds."
+            )
         if cfg.budget_unit not in task.budget_units:
             from energizer_hf.errors import BudgetError
 
@@ -1218,6 +1238,7 @@ class ActiveLearner:
             settings,
             files.root,
             config=semantic,
+            config_defaults=_semantic_defaults(),
             label_names=names,
             stratify_labels=pool_labels if task.name != "token_classification" else None,
             callbacks=callbacks,

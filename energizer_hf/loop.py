@@ -13,6 +13,7 @@ the same as an uninterrupted run's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -249,6 +250,9 @@ class ActiveLoop:
             :class:`~energizer_hf.run.RunDir`); an existing run directory with the same
             configuration is resumed.
         config: a JSON-serialisable description of the run, compared on resume.
+        config_defaults: the default value of each ``config`` key: a key that a run
+            directory made by an earlier version lacks is accepted when this run has its
+            default (a setting added later, left as it was).
         label_names: names of label ids, used in the records' label distributions.
         stratify_labels: true labels of the pool (a simulation): for a stratified initial
             set and the minority class.
@@ -284,6 +288,7 @@ class ActiveLoop:
         run_dir: str | Path,
         *,
         config: dict[str, Any] | None = None,
+        config_defaults: dict[str, Any] | None = None,
         label_names: Sequence[str] | None = None,
         stratify_labels: np.ndarray | None = None,
         callbacks: Sequence[Any] = (),
@@ -303,6 +308,7 @@ class ActiveLoop:
         self.files = RunDir(run_dir)
         self.run_dir = self.files.root
         self.config = dict(config or {})
+        self.config_defaults = dict(config_defaults or {})
         self.label_names = list(label_names) if label_names is not None else None
         self.stratify_labels = stratify_labels
         self.callbacks = list(callbacks)
@@ -376,6 +382,20 @@ class ActiveLoop:
             **({"run": self.config} if self.config else {}),
         }
 
+    def _added_later_at_default(self, key: str, saved: dict[str, Any], config: dict[str, Any]) -> bool:
+        """``key`` (``settings.x`` or ``run.x``) is missing from a run directory made by an
+        earlier version, and this run keeps the setting's default (what that version did)."""
+        section, _, name = key.partition(".")
+        if not name or "." in name or name in (saved.get(section) or {}):
+            return False
+        value = (config.get(section) or {}).get(name)
+        if section == "settings":
+            fields = {f.name: f for f in dataclasses.fields(LoopSettings)}
+            if name not in fields or fields[name].default is dataclasses.MISSING:
+                return False
+            return value == _jsonable(fields[name].default)
+        return section == "run" and name in self.config_defaults and value == _jsonable(self.config_defaults[name])
+
     def _prepare_run_dir(self, has_records: bool) -> None:
         """Compare the run with ``run.json`` (write it when there is none) and attach the
         pool's label state.
@@ -410,6 +430,7 @@ class ActiveLoop:
             diffs = [
                 d for d in _diff_keys(saved_config, config)
                 if d not in ("settings.max_rounds", "settings.total_budget")
+                and not self._added_later_at_default(d, saved_config, config)
             ]
             if diffs:
                 raise ConfigMismatchError(

@@ -54,6 +54,16 @@ def _as_module(model: Any) -> Any:
     return HFSequenceClassifier(model, num_labels=config.num_labels, id2label=dict(config.id2label))
 
 
+def _activation(module: Any) -> str:
+    """``"sigmoid"`` for a multi-label classifier (one probability per label), else
+    ``"softmax"``."""
+    for m in (module, getattr(module, "model", None)):
+        config = getattr(m, "config", None)
+        if getattr(config, "problem_type", None) == "multi_label_classification":
+            return "sigmoid"
+    return "softmax"
+
+
 def _inputs(module: Any, batch: Any) -> Any:
     """What the module's ``forward`` takes from a batch (its ``get_inputs_from_batch`` hook)."""
     hook = getattr(module, "get_inputs_from_batch", None)
@@ -191,7 +201,7 @@ def score_pool(
                 lambda batch: module(_inputs(module, batch)), rows, (OUTPUTS[output],), model=module,
                 embed=embed if callable(embed) else None,
                 forward_with_embeddings=both if callable(both) else None,
-                tag="score_pool", who="score_pool",
+                tag="score_pool", who="score_pool", activation=_activation(module),
             )[OUTPUTS[output]]
         return _topk(module, pool, rows, int(k), strategy, scorer, QueryContext, seed, progress)
     finally:

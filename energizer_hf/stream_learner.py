@@ -300,6 +300,12 @@ class StreamLearner:
         names = None
         for data in (stream, test):
             feature = (getattr(data, "features", None) or {}).get(cfg.label_column) if data is not None else None
+            if feature is not None and not hasattr(feature, "names") and not hasattr(feature, "dtype"):
+                raise StreamInputError(  # a Sequence/list feature: several labels per item
+                    f"The label column '{cfg.label_column}' holds several labels per item ({feature}): "
+                    "stream-based AL serves one label per item (text classification); run multi-label "
+                    "and token-classification tasks with ActiveLearner (pool-based)."
+                )
             if getattr(feature, "names", None):
                 names = list(feature.names)
                 break
@@ -611,7 +617,19 @@ class StreamLearner:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> StreamResults:
-        """Run (or resume) the stream; returns its :class:`StreamResults`."""
+        """Run (or resume) the stream; returns its :class:`StreamResults`.
+
+        The run holds its directory's lock (:class:`~energizer_hf.runlock.RunLock`) from
+        set-up to the end: a second process on the same ``run_dir`` is refused with
+        :class:`~energizer_hf.errors.RunLockedError` naming the holder.
+        """
+        from energizer_hf.runlock import RunLock
+
+        self.files.root.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.files.lock):
+            return self._run()
+
+    def _run(self) -> StreamResults:
         if not self._ready:
             self.setup()
         cfg = self.config

@@ -122,10 +122,13 @@ def test_one_name_per_setting_and_the_old_names_still_work(tmp_path, capsys):
     path.write_text("rounds: 4\nquery_size: 7\n")
     assert RunConfig.from_yaml(path).max_rounds == 4
     from energizer_hf.cli import _build_parser
+    from energizer_hf.config_types import coerce_fields
 
     for flag in ("--rounds", "--max-rounds"):
         args = _build_parser().parse_args(["run", flag, "6", "--stopping", "[budget]"])
-        assert args.max_rounds == 6 and args.stopping_criteria == ["budget"]
+        flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "debug")}
+        flags = coerce_fields(RunConfig, flags, source="the command line")  # as `energizer-hf run` does
+        assert flags == {"max_rounds": 6, "stopping_criteria": ["budget"]}
     # the seed face: max_rounds, with max_labelling_epochs as its seed-API name
     from energizer_hf import BudgetError, Trainer
 

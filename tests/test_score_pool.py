@@ -43,6 +43,18 @@ def test_probabilities_of_every_row_in_order(classifier, demo_data, demo_tokeniz
     assert emb.shape == (60, classifier.config.hidden_size)
 
 
+def test_a_multi_label_model_gets_one_sigmoid_probability_per_label(classifier, demo_data, demo_tokenizer):
+    import copy
+
+    model = copy.deepcopy(classifier)
+    model.config.problem_type = "multi_label_classification"
+    pool = demo_data["train"].select(range(20))
+    probs = score_pool(model, pool, tokenizer=demo_tokenizer)
+    logits = score_pool(model, pool, tokenizer=demo_tokenizer, output="logits")
+    np.testing.assert_allclose(probs, torch.tensor(logits).sigmoid().numpy(), atol=1e-6)
+    assert not np.allclose(probs.sum(1), 1.0)  # not a softmax over the labels
+
+
 def test_topk_of_a_strategy(classifier, demo_data, demo_tokenizer):
     pool = demo_data["train"].select(range(80))
     probs = score_pool(classifier, pool, tokenizer=demo_tokenizer)

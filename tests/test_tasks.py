@@ -175,6 +175,14 @@ def test_strategies_refuse_tasks_they_cannot_serve(tmp_path, ner_data, ner_tok, 
     RandomSubset(HFTokenClassifier(tiny(ner_tok), num_labels=3), base="mnlp")  # a base that can
 
 
+def test_prediction_based_stopping_criteria_refused_for_other_tasks(tmp_path, ner_data, ner_tok):
+    from energizer_hf.stopping import InvalidStoppingCriterionError
+
+    kw = learner_kwargs(tmp_path, stopping_criteria=[{"name": "kappa_average"}])
+    with pytest.raises(InvalidStoppingCriterionError, match="KappaAverage.*not token_classification"):
+        ActiveLearner(dataset=ner_data, model=tiny(ner_tok), tokenizer=ner_tok, strategy="mnlp", **kw).setup()
+
+
 # ---------------------------------------------------------------------- multi-label end to end
 def test_multilabel_run_metrics_and_round_dataset(tmp_path, ml_data, ml_tok):
     learner = ActiveLearner(dataset=ml_data, model=tiny(ml_tok), tokenizer=ml_tok, strategy="mmc",

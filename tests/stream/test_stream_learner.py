@@ -204,3 +204,43 @@ def test_labels_for_items_never_sent(tmp_path):
 
     with pytest.raises(UnsentItemError, match=r"\[987654\].*never sent"):
         make_learner(str(tmp_path / "run"), "replay", oracle=Confused("label")).run()
+
+
+def test_a_second_process_on_the_run_directory_is_refused(tmp_path):
+    """One writer per run directory, as for pool runs: the holder is named."""
+    from energizer_hf.errors import RunLockedError
+    from energizer_hf.runlock import RunLock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from energizer_hf.runlock import RunLock\n"
+         "with RunLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(RunDir(run_dir).lock)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+            make_learner(str(run_dir), "replay").run()
+        assert not RunDir(run_dir).stream_decisions.exists()  # nothing was written
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(RunDir(run_dir).lock):  # released by the dead holder: free again
+        pass
+
+
+def test_a_label_column_with_several_labels_per_item_is_refused(tmp_path):
+    from energizer_hf.errors import StreamInputError
+
+    data = datasets_multi_label()
+    with pytest.raises(StreamInputError, match="several labels per item.*ActiveLearner"):
+        make_learner(str(tmp_path / "run"), "replay", stream=data, test=data).run()
+
+
+def datasets_multi_label():
+    import datasets
+
+    return datasets.Dataset.from_dict(
+        {"text": [f"item {i}" for i in range(40)], "label": [["a", "b"][: 1 + i % 2] for i in range(40)]}
+    )

@@ -2,7 +2,7 @@
 
 What an annotation means is decided here, as plain functions on annotation dicts: which
 choice it carries (:func:`parse_annotation`), when a task's annotations changed
-(:func:`fingerprint`), and which label several annotations resolve to under a conflict
+(:func:`~energizer_hf.oracles.label_studio.annotations.fingerprint`), and which label several annotations resolve to under a conflict
 rule (:func:`vote`).
 
 >>> vote([1, 1, 2], "majority"), vote([1, 2], "majority"), vote([2, 1], "first")

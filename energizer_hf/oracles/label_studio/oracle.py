@@ -585,7 +585,7 @@ class LabelStudioOracle(OracleBase):
 
     def _fingerprint(self, anns: list[dict[str, Any]], pool_id: int | None = None) -> list[list[Any]]:
         """What identifies the state of a task's annotations (an edit changes it); the same
-        as :func:`fingerprint` for one choice."""
+        as :func:`~energizer_hf.oracles.label_studio.annotations.fingerprint` for one choice."""
         return sorted(
             [int(a["id"]), str(a.get("updated_at")), bool(a.get("was_cancelled")), self._parse(a, pool_id)[2]]
             for a in anns
