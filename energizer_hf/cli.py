@@ -290,6 +290,11 @@ def _run(args: argparse.Namespace, frame: Any) -> int:
             "\n".join(["The command line has wrong values:", *(f"  - {i}" for i in issues)]), issues
         ) from None
     data = load_yaml_mapping(args.config) if args.config else {}
+    from energizer_hf.run import LEGACY_CONFIG_NAMES
+
+    for old, new in LEGACY_CONFIG_NAMES.items():  # a flag wins over the file's old name too
+        if old in data and new in flags:
+            data.pop(old)
     config = RunConfig.from_dict({**data, **flags}, source=args.config or "the command line")
     if isinstance(config.strategy, str) and resolve(config.strategy) is None:
         from energizer_hf.errors import UnknownStrategyError

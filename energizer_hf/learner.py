@@ -803,7 +803,14 @@ class ActiveLearner:
                 f"The test split '{cfg.test_split}' has no rows: give a non-empty test split or set test_split to ''."
             )
         needed = [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
-        task_name = self._resolve_task(pool_ds).name
+        from energizer_hf.errors import UnknownTaskError
+
+        try:
+            task_name = self._resolve_task(pool_ds).name
+        except UnknownTaskError:
+            if cfg.text_column in pool_ds.column_names or cfg.tokens_column in pool_ds.column_names:
+                raise
+            task_name = "text_classification"  # no text at all: the column check below names it
         ner = task_name == "token_classification"
         if ner:
             needed = [cfg.tokens_column]
@@ -1380,7 +1387,7 @@ class ActiveLearner:
         check_run_dir(files.root, write=False)
         with RunLock(files.lock, allow_read_only=True) as lock:
             if lock.read_only:
-                return _show_read_only(files)
+                return _show_read_only(files, self.config)
             writer = lock.rank == 0  # the other ranks of a multi-process job only read
             if self.config.overwrite and self.loop is None and writer:
                 clear_run_dir(files)
@@ -1493,11 +1500,12 @@ def clear_run_dir(files: RunDir) -> None:
             entry.unlink()
 
 
-def _show_read_only(files: RunDir) -> Any:
+def _show_read_only(files: RunDir, config: RunConfig) -> Any:
     """A finished run on a read-only directory: its records, nothing written.
 
     Raises:
-        RunDirError: the run is not finished (it cannot go on without writing).
+        RunDirError: the run is not finished, or ``config`` asks for more rounds or labels
+            than it stopped at (it cannot go on without writing).
     """
     from energizer_hf.errors import RunDirError
     from energizer_hf.integrity import RunFiles, check_run_files
@@ -1511,6 +1519,19 @@ def _show_read_only(files: RunDir) -> Any:
             "Make it writable (e.g. chmod -R u+w), or copy it to a folder you can write to."
         )
     records = files.read_records()
+    last = records[-1] if records else {}
+    more_rounds = last.get("stop_reason") == "max_rounds" and (
+        config.max_rounds is None or config.max_rounds > int(last.get("round", 0))
+    )
+    more_budget = last.get("stop_reason") == "budget_exhausted" and (
+        config.total_budget == -1 or config.total_budget > int(last.get("num_labelled", 0))
+    )
+    if more_rounds or more_budget:
+        raise RunDirError(
+            f"run_dir '{files.root}' is read-only and this configuration extends its finished run "
+            f"(max_rounds {config.max_rounds}, total_budget {config.total_budget}): it cannot go on. Make it "
+            "writable (e.g. chmod -R u+w), or copy it to a folder you can write to."
+        )
     _say(f"{files.root}: already complete ({len(records)} rounds recorded; read-only directory).")
     return RoundResults(records)
 

@@ -327,7 +327,7 @@ CASES: list[tuple[Callable[[Ctx], list[str]], str, int, str]] = [
     (unknown_strategy, "UnknownStrategyError", 2, "energizer-hf strategies"),
     (unknown_field, "ConfigError", 2, "did you mean 'query_size'"),
     (experiment_changed_under_a_run, "ConfigMismatchError", 4, "learning_rate"),
-    (negative_test_labels, "LabelMismatchError", 3, "GLUE-style"),
+    (negative_test_labels, "UnlabelledSplitError", 3, "GLUE-style"),
 ]
 
 

