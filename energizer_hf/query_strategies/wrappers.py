@@ -102,8 +102,19 @@ def _check_strategy_args(cls: type[Strategy], kwargs: dict[str, Any]) -> None:
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds and n != "self"]
 
+    def named_along_mro(klass: type) -> list[str]:  # an __init__ with **kwargs passes them up
+        out: list[str] = []
+        for k in klass.__mro__:
+            init = vars(k).get("__init__")
+            if init is None:
+                continue
+            out += named(init)
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
+                break
+        return out
+
     params = inspect.signature(cls.__init__).parameters
-    own = named(cls.__init__)
+    own = named_along_mro(cls)
     leftovers = {k: v for k, v in kwargs.items() if k not in own}
     base = kwargs.get("base", params["base"].default if "base" in params else None)
     if not leftovers or not isinstance(base, (str, type)):

@@ -27,22 +27,13 @@ def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     [1.0, 0.5, 0.5, 0.5]
     """
     values = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(values)
-    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0))])
-    ccount = np.concatenate([[0], np.cumsum(ok)])
-    idx = np.arange(values.size)
-    count = ccount[idx + 1] - ccount[np.maximum(idx + 1 - window, 0)]
-    total = csum[idx + 1] - csum[np.maximum(idx + 1 - window, 0)]
+    finite = values[np.isfinite(values)]
+    csum = np.concatenate([[0.0], np.cumsum(finite)])
+    seen = np.cumsum(np.isfinite(values))  # finite values up to each position
+    first = np.maximum(seen - int(window), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = total / count
-    # the window counts arrivals that have a known outcome: extend it back over unknown ones
-    if not ok.all():
-        last = np.where(count > 0, out, np.nan)
-        for j in range(1, values.size):
-            if not np.isfinite(last[j]) and np.isfinite(last[j - 1]):
-                last[j] = last[j - 1]
-        out = last
-    return out
+        out = (csum[seen] - csum[first]) / (seen - first)
+    return np.where(seen > 0, out, np.nan)
 
 
 def plot_stream(
