@@ -675,10 +675,12 @@ class StreamLearner:
                 _maybe_fault("stream_commit", self.store.checkpoint.batches)
                 if to_send:
                     chosen = np.flatnonzero(mask)
+                    # pre-annotations only from a trained model (round >= 0), never the initial weights
+                    trained = preds is not None and int(self.state["round"]) >= 0
                     self.oracle.send([
                         SentItem(id=batch.ids[j], position=int(batch.positions[j]), row=batch.row(int(j)),
-                                 prediction=None if preds is None else int(preds[j]),
-                                 confidence=None if scored is None else float(scored["probs"][j].max()))
+                                 prediction=int(preds[j]) if trained else None,
+                                 confidence=float(scored["probs"][j].max()) if trained else None)
                         for j in chosen
                     ])
                 self._intake(self.oracle.poll())
