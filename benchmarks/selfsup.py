@@ -73,7 +73,8 @@ def run_one(data, name: str, condition: str, strategy: str, seed: int, args, out
         dataset=data, model=minilm_dir(), strategy=strategy, query_size=args.query_size,
         initial_size=args.initial, initial_strategy="stratified", rounds=args.rounds,
         max_epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=128, learning_rate=args.lr,
-        max_length=args.max_length, seed=seed, run_dir=str(run_dir), progress=False, **extra,
+        max_length=args.max_length, seed=seed, run_dir=str(run_dir), progress=False, save_final_model=False,
+        **({} if args.min_steps is None else {"min_steps": args.min_steps}), **extra,
     )
     res = learner.run()
     seconds = time.perf_counter() - t
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--min-steps", type=int, default=None, help="min_steps of each fit (default: the package's)")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--pool-rows", type=int, default=2000)
     parser.add_argument("--test-rows", type=int, default=500)

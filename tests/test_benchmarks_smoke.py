@@ -74,7 +74,7 @@ def test_selfsup_benchmark_smoke(tmp_path, shared_data, minilm):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "selfsup.py"), "--data", str(shared_data), "--datasets", "trec6",
            "--strategies", "entropy", "--seeds", "0", "--conditions", "plain,tapt,self_training,tapt+self_training",
            "--rounds", "1", "--initial", "12", "--query-size", "10", "--pool-rows", "120", "--test-rows", "60",
-           "--epochs", "1", "--tapt-steps", "2", "--tapt-args", '{"head_warmup_steps": 1, "batch_size": 8}',
+           "--epochs", "1", "--min-steps", "0", "--tapt-steps", "2", "--tapt-args", '{"head_warmup_steps": 1, "batch_size": 8}',
            "--self-training", '{"threshold": null, "top_k_per_class": 2}', "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
