@@ -26,6 +26,8 @@ class KeepBestWeights(pl.Callback):
     """Keep the weights of the best validation epoch in memory; restore them at fit end.
 
     Model selection without checkpoint files: cheap for the small models of AL rounds.
+    Settings a module tunes on validation and names in ``selected_with_weights`` (e.g. a
+    multi-label ``threshold``) are kept and restored with the weights they were tuned for.
     """
 
     def __init__(self, monitor: str = "val/f1_macro", mode: str = "max") -> None:
@@ -33,9 +35,10 @@ class KeepBestWeights(pl.Callback):
         self.mode = mode
         self.best: float | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_attrs: dict[str, object] = {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.best, self.best_state = None, None
+        self.best, self.best_state, self.best_attrs = None, None, {}
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -52,10 +55,13 @@ class KeepBestWeights(pl.Callback):
         if better:
             self.best = value
             self.best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            self.best_attrs = {a: getattr(pl_module, a) for a in getattr(pl_module, "selected_with_weights", ())}
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.best_state is not None:
             pl_module.load_state_dict(self.best_state)
+            for name, value in self.best_attrs.items():
+                setattr(pl_module, name, value)
 
 
 

@@ -403,9 +403,12 @@ def _file_kwargs(ext: str, encoding: str) -> dict[str, Any]:
 
 
 def _check_local_file(path: str | os.PathLike, encoding: str) -> None:
-    """A data file must exist and (text formats) be readable in ``encoding``."""
+    """A local data file must exist and (text formats) be readable in ``encoding``; a URL
+    (``https://``, ``hf://``, ``s3://``...) is left to ``datasets``."""
     from energizer_hf.checks import check_path_exists, check_text_encoding
 
+    if "://" in os.fspath(path):
+        return
     check_path_exists(path, "data file")
     if Path(path).suffix.lower() in (".csv", ".tsv", ".json", ".jsonl"):
         check_text_encoding(path, encoding)
@@ -767,8 +770,34 @@ class ActiveLearner:
         self.metrics = metrics
         self.callbacks = callbacks
         self.loop: ActiveLoop | None = None
+        self._checked: tuple[Any, tuple[Any, Any, Any]] | None = None  # _preflight()
 
     # ------------------------------------------------------------------ set-up
+    def _preflight(self) -> tuple[Any, tuple[Any, Any, Any]]:
+        """The checks before any work (the machine can run these settings, the model and
+        tokenizer exist, the data loads and is valid), done once: ``(model_dir, splits)``.
+        ``run`` calls it before ``overwrite`` clears the run directory, so a mistake never
+        costs the previous run."""
+        if self._checked is not None:
+            return self._checked
+        from energizer_hf.checks import check_model_source, check_tokenizer_files
+        from energizer_hf.config_types import check_runtime
+
+        cfg = self.config
+        user_kwargs = cfg.trainer_kwargs or {}
+        check_runtime(
+            user_kwargs.get("precision", cfg.precision),
+            user_kwargs.get("accelerator", cfg.accelerator),
+            user_kwargs.get("devices", cfg.devices),
+        )
+        model_dir = check_model_source(cfg.model) if self._model is None else None
+        if cfg.tokenizer:
+            check_model_source(cfg.tokenizer, "tokenizer")
+        elif self._tokenizer is None and model_dir is not None:
+            check_tokenizer_files(model_dir)
+        self._checked = (model_dir, self._splits())
+        return self._checked
+
     def _splits(self) -> tuple[Any, Any, Any]:
         """``(pool, test, validation)`` splits (test and validation may be ``None``)."""
         import datasets
@@ -993,8 +1022,7 @@ class ActiveLearner:
         """Load data, model and tokenizer, tokenize (cached), and build the loop."""
         from transformers import AutoTokenizer
 
-        from energizer_hf.checks import check_model_source, check_tokenizer_files, check_vocab_fits
-        from energizer_hf.config_types import check_runtime
+        from energizer_hf.checks import check_vocab_fits
         from energizer_hf.controls import NON_SEMANTIC_TRAINER_KWARGS
         from energizer_hf.data import HFDataAdapter
         from energizer_hf.fitting import LightningBackend
@@ -1008,19 +1036,7 @@ class ActiveLearner:
         cfg = self.config
         files = RunDir(cfg.run_dir)
         progress = progress_enabled(cfg.progress)
-        # before any work: the machine can run these settings, the model and tokenizer exist
-        user_kwargs = cfg.trainer_kwargs or {}
-        check_runtime(
-            user_kwargs.get("precision", cfg.precision),
-            user_kwargs.get("accelerator", cfg.accelerator),
-            user_kwargs.get("devices", cfg.devices),
-        )
-        model_dir = check_model_source(cfg.model) if self._model is None else None
-        if cfg.tokenizer:
-            check_model_source(cfg.tokenizer, "tokenizer")
-        elif self._tokenizer is None and model_dir is not None:
-            check_tokenizer_files(model_dir)
-        pool_ds, test_ds, val_ds = self._splits()
+        model_dir, (pool_ds, test_ds, val_ds) = self._preflight()
 
 
         # labels: the task's (text classification keeps its label encoding in _text_labels)
@@ -1390,6 +1406,7 @@ class ActiveLearner:
                 return _show_read_only(files, self.config)
             writer = lock.rank == 0  # the other ranks of a multi-process job only read
             if self.config.overwrite and self.loop is None and writer:
+                self._preflight()  # a wrong setting or bad data fails before anything is deleted
                 clear_run_dir(files)
             from energizer_hf.utils import progress_enabled
 

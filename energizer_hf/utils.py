@@ -210,8 +210,10 @@ def repair_jsonl_tail(path: str | os.PathLike) -> str | None:
             fh.seek(0, os.SEEK_END)
             if fh.tell() == 0:
                 return None
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) == b"\n":
+            size = fh.tell()
+            fh.seek(max(size - (1 << 20), 0))
+            tail = fh.read()  # the last MiB: enough for any record's line
+            if tail.endswith(b"\n") and _last_line_is_a_record(tail, whole=size <= len(tail)):
                 return None
     except FileNotFoundError:
         return None
@@ -230,6 +232,19 @@ def repair_jsonl_tail(path: str | os.PathLike) -> str | None:
             os.fsync(fh.fileno())
         return "torn"
     return scan.tail
+
+
+def _last_line_is_a_record(tail: bytes, whole: bool) -> bool:
+    """Whether the last non-empty line of ``tail`` (the end of a file) is a JSON object; a
+    line that may start before ``tail`` (not ``whole``) and holds no newline is checked by
+    the full scan instead."""
+    lines = [ln for ln in tail.split(b"\n") if ln.strip()]
+    if not lines or (len(lines) == 1 and not whole):
+        return False
+    try:
+        return isinstance(json.loads(lines[-1].decode("utf-8")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def _json_default(obj: Any) -> Any:

@@ -127,6 +127,20 @@ def test_appending_after_a_torn_line_no_longer_garbles_the_file(pristine, copy_o
     assert [r["round"] for r in read_jsonl(rounds)] == [0, 1, 2, 3, 4]
 
 
+def test_a_damaged_last_line_that_ends_in_a_newline_is_dropped_too(pristine, copy_of):
+    """A torn record followed by a newline (e.g. a partial line a later append terminated)
+    must be cut off, not left to become a damaged middle line at the next append."""
+    run_dir = copy_of(pristine)
+    rounds = run_dir / "rounds.jsonl"
+    good = rounds.read_bytes()
+    rounds.write_bytes(good + b'{"round": 3, "num_lab\n')
+    report = check_run_files(_files(run_dir), repair=True)
+    assert "records_torn_tail" in [p.code for p in report.repaired]
+    assert rounds.read_bytes() == good
+    append_jsonl(rounds, {"round": 3})
+    assert [r["round"] for r in read_jsonl(rounds)] == [0, 1, 2, 3]
+
+
 def test_missing_newline_of_the_last_record(pristine, copy_of):
     run_dir = copy_of(pristine)
     rounds = run_dir / "rounds.jsonl"

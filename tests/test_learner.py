@@ -258,3 +258,40 @@ def test_encode_with_names():
         encode_with_names(["neutral"], names)
     with pytest.raises(LabelMismatchError, match="not in 0..1"):
         encode_with_names([2], names)
+
+
+def test_remote_data_files_are_left_to_datasets(monkeypatch):
+    """URLs (https://, hf://) are not local paths: they are not refused as missing files."""
+    import datasets
+
+    from energizer_hf.errors import PathNotFoundError
+    from energizer_hf.learner import load_data
+
+    seen = {}
+
+    def fake_load_dataset(builder, data_files=None, **kwargs):
+        seen.update(builder=builder, data_files=data_files)
+        return "loaded"
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    files = {"train": "https://example.org/train.csv", "test": "hf://datasets/me/d/test.csv"}
+    try:
+        assert load_data(None, data_files=files) == "loaded"
+    except PathNotFoundError as err:  # pragma: no cover - the regression this test guards
+        pytest.fail(f"a URL was checked as a local path: {err}")
+    assert seen == {"builder": "csv", "data_files": files}
+
+
+def test_overwrite_checks_the_new_settings_before_deleting_the_old_run(tmp_path, demo_data, demo_tokenizer,
+                                                                        tiny_bert_config):
+    from energizer_hf.errors import ColumnNotFoundError
+
+    _learner(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=0).run()
+    rounds = tmp_path / "run" / "rounds.jsonl"
+    before = rounds.read_bytes()
+    with pytest.raises(ColumnNotFoundError):  # a typo in the new settings
+        _learner(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=0, overwrite=True,
+                 text_column="sentense").run()
+    assert rounds.read_bytes() == before  # the previous run is still there
+    res = _learner(tmp_path, demo_data, demo_tokenizer, tiny_bert_config, rounds=1, overwrite=True).run()
+    assert len(res) == 2  # a valid overwrite starts anew

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import random
+import re
 import signal
 import subprocess
 import sys

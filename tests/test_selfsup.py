@@ -411,7 +411,6 @@ def test_resume_redoes_a_round_with_the_same_pseudo_labels(tmp_path):
 
 def test_command_line_switches(capsys):
     from energizer_hf.cli import _build_parser, main
-
     from energizer_hf.config_types import coerce_fields
 
     def flags(argv):  # as `energizer-hf run` reads them: parsed, then coerced by RunConfig's types

@@ -229,6 +229,30 @@ def test_tuned_threshold_on_validation(ml_tok):
     assert m.threshold < 0.5  # 0.5 would predict nothing; the tuned cut finds the positives
 
 
+def test_model_selection_restores_the_threshold_tuned_with_the_best_weights(ml_tok):
+    from types import SimpleNamespace
+
+    import torch
+
+    from energizer_hf.fitting import KeepBestWeights
+
+    m = HFMultiLabelClassifier(tiny(ml_tok), num_labels=2, tune_threshold=True)
+    keep = KeepBestWeights(monitor="val/f1_macro")
+    keep.on_fit_start(None, m)
+    epochs = [(0.8, 0.31), (0.6, 0.47)]  # (validation F1, threshold tuned at that pass)
+    for f1, threshold in epochs:
+        m.threshold = threshold
+        with torch.no_grad():
+            next(m.parameters()).add_(1.0)  # the weights move every epoch
+        trainer = SimpleNamespace(sanity_checking=False, callback_metrics={"val/f1_macro": torch.tensor(f1)})
+        keep.on_validation_end(trainer, m)
+        if f1 == 0.8:
+            best_weight = next(m.parameters()).detach().clone()
+    keep.on_fit_end(None, m)
+    assert m.threshold == 0.31  # the best epoch's threshold, not the last one's
+    assert torch.equal(next(m.parameters()), best_weight)
+
+
 # ---------------------------------------------------------------------- bad input
 def test_bad_token_data(tmp_path):
     feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),

@@ -247,6 +247,8 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
         super().__init__(model, num_labels, id2label, *args, **kwargs)
         self.threshold = float(threshold)
         self.tune_threshold = tune_threshold
+        # model selection restores the threshold tuned with the weights it keeps
+        self.selected_with_weights = ("threshold",) if tune_threshold else ()
         self._probs: dict[str, list[np.ndarray]] = {"val": [], "test": []}
         self._gold: dict[str, list[np.ndarray]] = {"val": [], "test": []}
 
