@@ -71,6 +71,13 @@ def test_run_command_with_csv_files_and_a_local_model(tmp_path, demo_data, local
     assert "| 0 | 12 | 8 |" in out.replace("  ", " ")
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["query_size"] == 8 and saved["strategy"] == "margin"
+    # the learning curve: its area, the final value and a plot next to the records
+    import re
+
+    auc = re.search(r"Area under the learning curve \(test/accuracy\): ([0-9.]+)\s+final: ([0-9.]+)", out)
+    assert auc and 0.0 <= float(auc.group(1)) <= 1.0 and 0.0 <= float(auc.group(2)) <= 1.0, out
+    plot = tmp_path / "run" / "learning_curve.png"
+    assert f"Learning curve: {plot}" in out and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_command_reports_bad_input_cleanly(tmp_path, capsys):
