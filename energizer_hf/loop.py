@@ -27,15 +27,30 @@ from typing import Any, Protocol
 import numpy as np
 
 from energizer_hf.distributed import broadcast_from_rank0 as _broadcast
-from energizer_hf.distributed import env_rank
+from energizer_hf.distributed import env_rank  # noqa: F401 - energizer_hf.loop's name
 from energizer_hf.errors import (
     BudgetError,
-    ConfigMismatchError,
-    DatasetMismatchError,
     EnergizerError,
     InvalidIdsError,
 )
-from energizer_hf.metrics import display_metrics, per_class_key
+from energizer_hf.loop_mixins import (
+    MinorityClassMixin,
+    PendingRoundMixin,
+    RunDirMixin,
+    TokenBudgetMixin,
+)
+from energizer_hf.loop_support import (  # noqa: F401 - re-exported: energizer_hf.loop's names
+    BUDGET_UNITS,
+    INITIAL_STRATEGIES,
+    _awaiting_record,
+    _diff_keys,
+    _jsonable,
+    _say,
+    check_initial_ids,
+    cold_start_class,
+    round_float,
+)
+from energizer_hf.metrics import display_metrics
 from energizer_hf.oracles.base import (
     AWAITING_ANNOTATIONS,
     AwaitingAnnotations,
@@ -50,7 +65,7 @@ from energizer_hf.revisions.base import RoundStore
 from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.scoring import QueryContext
 from energizer_hf.stopping import StopState, check_stopping, validate_criteria
-from energizer_hf.utils import (
+from energizer_hf.utils import (  # noqa: F401 - round_seed: energizer_hf.loop's name
     append_jsonl,
     atomic_write_bytes,
     atomic_write_json,
@@ -61,55 +76,6 @@ from energizer_hf.utils import (
 __all__ = ["ActiveLoop", "Backend", "LoopSettings", "check_initial_ids", "cold_start_class"]
 
 log = logging.getLogger(__name__)
-
-INITIAL_STRATEGIES = ("random", "stratified")
-BUDGET_UNITS = ("examples", "tokens")
-
-
-def cold_start_class(name: str) -> type | None:
-    """The cold-start strategy class registered as ``name`` (``None``: not one).
-
-    >>> cold_start_class("cold_start_kmeans").__name__
-    'ColdStartKMeans'
-    >>> cold_start_class("entropy") is None
-    True
-    """
-    from energizer_hf.query_strategies.cold_start import ColdStartStrategy
-    from energizer_hf.query_strategies.registry import get_strategy_class
-
-    try:
-        cls = get_strategy_class(name)
-    except EnergizerError:
-        return None
-    return cls if issubclass(cls, ColdStartStrategy) else None
-
-
-def check_initial_ids(ids: Any) -> list[int]:
-    """``initial_ids`` as a list of distinct non-negative ints (the pool's size is checked
-    when the pool is known).
-
-    Raises:
-        InvalidIdsError: not integers, negative, duplicated or empty.
-
-    >>> check_initial_ids([3, 1, 2])
-    [3, 1, 2]
-    """
-    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-        raise InvalidIdsError(f"initial_ids must be a list of pool ids (row indices), got {ids!r}.")
-    values = list(ids)
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
-    if bad:
-        raise InvalidIdsError(f"initial_ids must be integers (row indices of the pool), got {bad[:5]!r}.")
-    out = [int(v) for v in values]
-    if not out:
-        raise InvalidIdsError("initial_ids is empty: give the pool ids of the initial set, or leave it out.")
-    negative = [v for v in out if v < 0]
-    if negative:
-        raise InvalidIdsError(f"initial_ids must be row indices >= 0, got {negative[:10]}.")
-    uniq, counts = np.unique(out, return_counts=True)
-    if uniq.size != len(out):
-        raise InvalidIdsError(f"initial_ids has duplicates: {uniq[counts > 1][:10].tolist()}. Give each id once.")
-    return out
 
 
 @dataclass
@@ -223,11 +189,6 @@ class Backend(Protocol):
     def load_model_state(self, path: Path) -> None: ...
 
 
-def round_float(value: float) -> float:
-    """Seconds rounded to microseconds for the round records."""
-    return float(f"{value:.6f}")
-
-
 def _maybe_fault(point: str, round: int) -> None:
     """Test hook: ``ENERGIZER_HF_FAULT=after_label:2`` kills the process at that point."""
     spec = os.environ.get("ENERGIZER_HF_FAULT")
@@ -235,7 +196,7 @@ def _maybe_fault(point: str, round: int) -> None:
         os._exit(77)
 
 
-class ActiveLoop:
+class ActiveLoop(RunDirMixin, TokenBudgetMixin, MinorityClassMixin, PendingRoundMixin):
     """Runs labelling rounds until the budget, the rounds or the pool run out.
 
     Args:
@@ -395,91 +356,6 @@ class ActiveLoop:
                 return False
             return value == _jsonable(fields[name].default)
         return section == "run" and name in self.config_defaults and value == _jsonable(self.config_defaults[name])
-
-    def _prepare_run_dir(self, has_records: bool) -> None:
-        """Compare the run with ``run.json`` (write it when there is none) and attach the
-        pool's label state.
-
-        ``run.json`` stays *provisional* until the first round is recorded: a run that
-        fails before (a bad learning rate, out of memory at the first fit) does not lock
-        its configuration; the next run with a corrected one starts afresh."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        config = _jsonable(self._full_config())
-        saved = self.files.read_run_file()
-        provisional = bool(saved.get("provisional")) and not has_records
-        if provisional and self.is_writer and _diff_keys(saved.get("config", {}), config):
-            log.warning(
-                "The run in '%s' was started with another configuration but recorded no "
-                "round: it starts afresh with this one.", self.run_dir,
-            )
-            self._discard_unrecorded_state()
-            saved = {}
-        if saved:
-            saved_config = saved.get("config", {})
-            saved_fp = saved_config.get("pool_fingerprint")
-            if saved_fp != config["pool_fingerprint"] or saved_config.get("pool_rows") != len(self.pool):
-                raise DatasetMismatchError(
-                    f"The run directory '{self.run_dir}' was made for another dataset (fingerprint "
-                    f"{saved_fp}, {saved_config.get('pool_rows')} rows); this dataset has fingerprint "
-                    f"{config['pool_fingerprint']} and {len(self.pool)} rows (an edited label or text "
-                    "changes it). Resume with the same dataset, use a new run directory, or start "
-                    "this one anew (overwrite: true / --overwrite)."
-                )
-            # how far to go may change between sessions: more rounds or a larger budget
-            # extend a run; everything else must match
-            diffs = [
-                d for d in _diff_keys(saved_config, config)
-                if d not in ("settings.max_rounds", "settings.total_budget")
-                and not self._added_later_at_default(d, saved_config, config)
-            ]
-            if diffs:
-                raise ConfigMismatchError(
-                    f"The run directory '{self.run_dir}' belongs to a run with another "
-                    f"experiment configuration (differs in: {', '.join(diffs) or 'unknown fields'}). "
-                    "Resume with the same one (settings that only change how it runs, such as "
-                    "batch sizes, precision, devices or progress, may change), use a new run "
-                    "directory, or start this one anew (overwrite: true / --overwrite)."
-                )
-        elif self.is_writer:
-            info = _jsonable({k: v for k, v in self.identity().items() if k not in config and k != "config"})
-            info["final_model"] = self.save_final_model is not None
-            atomic_write_json(
-                self.files.run_file,
-                {"config": config, "created": time.time(), "info": info, "provisional": True},
-            )
-        # On several processes only rank 0 writes the label state and the records; the
-        # others keep the same state in memory (queries and labels are broadcast from 0).
-        self.pool.read_only = not self.is_writer
-        self.pool.attach(self.files.pool)
-
-    def _discard_unrecorded_state(self) -> None:
-        """Remove what a run that recorded no round left (label state, pending round,
-        model state, exchange files, ``run.json``)."""
-        for path in (self.files.pending, self.files.model_state, self.files.run_file):
-            path.unlink(missing_ok=True)
-        for folder in (self.files.pool, self.files.scoring):
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def _confirm_run_file(self) -> None:
-        """The first round is recorded: ``run.json`` is no longer provisional."""
-        saved = self.files.read_run_file()
-        if saved.get("provisional"):
-            saved.pop("provisional")
-            atomic_write_json(self.files.run_file, saved)
-
-    def _check_integrity(self) -> None:
-        """Check the run directory (and make the safe repairs) before the label state is
-        read; refuse an inconsistent one with what is wrong and how to repair it."""
-        from energizer_hf.integrity import RunFiles, check_run_files
-
-        if not self.is_writer or not self.run_dir.is_dir():
-            return
-        report = check_run_files(
-            RunFiles.of(self.files, final_model=self.save_final_model is not None), repair=True
-        )
-        for problem in report.repaired:
-            log.warning("Repaired %s: %s", problem.code, problem.message)
-        report.raise_for_errors()
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> RoundResults:
@@ -694,52 +570,6 @@ class ActiveLoop:
         del strategy
         return np.sort(self.pool.check_ids(ids))
 
-    # ------------------------------------------------------------------ budgets in tokens
-    def _costs(self) -> np.ndarray:
-        costs = getattr(self.pool.label_store, "costs", None)
-        if costs is None:
-            raise BudgetError(
-                "budget_unit 'tokens' needs a task whose rows have a token count (token "
-                "classification); count this task's budget in examples."
-            )
-        return np.asarray(costs, dtype=np.int64)
-
-    def _spent(self) -> int:
-        """Labels spent so far, in the budget's unit."""
-        if self.settings.budget_unit == "tokens":
-            return int(self._costs()[self.pool.labelled_ids].sum())
-        return int(self.pool.num_labelled)
-
-    def _check_token_budget(self, tokens: int) -> None:
-        costs = self._costs()[self.pool.unlabelled_ids]
-        if costs.size and tokens < int(costs.min()):
-            from energizer_hf.errors import TokenBudgetError
-
-            raise TokenBudgetError(
-                f"A budget of {tokens} tokens is smaller than the shortest unlabelled sentence "
-                f"({int(costs.min())} tokens): raise query_size / initial_size (counted in tokens "
-                "with budget_unit: tokens)."
-            )
-
-    def _fit_tokens(self, ordered: np.ndarray, tokens: int) -> np.ndarray:
-        """The ids of ``ordered`` taken in order while their tokens fit in ``tokens`` (an
-        id that does not fit is passed over for the next ones)."""
-        ordered = np.asarray(ordered, dtype=np.int64)
-        costs = self._costs()[ordered]
-        keep = np.zeros(ordered.size, dtype=bool)
-        left = int(tokens)
-        for j, c in enumerate(costs.tolist()):
-            if c <= left:
-                keep[j] = True
-                left -= c
-                if left == 0:
-                    break
-        return ordered[keep]
-
-    def _describe(self, ids: np.ndarray) -> dict[str, int]:
-        describe = getattr(self.pool.label_store, "describe", None)
-        return describe(np.asarray(ids, dtype=np.int64)) if callable(describe) else {}
-
     def _label(self, ids: np.ndarray, round: int) -> np.ndarray:
         """Ask the oracle, split validation, write the labels; returns the labelled ids."""
         # Rank 0 asks the oracle (a person must not be asked twice); all ranks agree.
@@ -873,56 +703,6 @@ class ActiveLoop:
         record["time_round"] = time.perf_counter() - t_round
         return record
 
-    # ------------------------------------------------------------------ awaiting annotations
-    def _save_pending(
-        self, record: dict[str, Any], queried: np.ndarray, round: int, timings: dict[str, float],
-        wait: AwaitingAnnotations, t_round: float,
-    ) -> dict[str, Any]:
-        """Keep the fitted-and-queried round in ``pending.json``; return an awaiting record."""
-        self._write_pending(record, queried, round, timings, t_round)
-        return _awaiting_record(round, wait, queried, record)
-
-    def _write_pending(
-        self, record: dict[str, Any], queried: np.ndarray, round: int, timings: dict[str, float],
-        t_round: float,
-    ) -> None:
-        path = self.files.pending
-        if self.is_writer and not (path.exists() and self._read_pending(round) is not None):
-            record = dict(record, time_score=timings.get("score", 0.0),
-                          time_round=time.perf_counter() - t_round)
-            atomic_write_json(path, {"round": round, "record": _jsonable(record),
-                                     "queried_ids": queried.tolist(), "created": time.time()})
-
-    def _read_pending(self, round: int) -> dict[str, Any] | None:
-        path = self.files.pending
-        if not path.exists():
-            return None
-        pending = json.loads(path.read_text())
-        if int(pending["round"]) == round:
-            return pending
-        if self.is_writer:  # left over from a round that was recorded since
-            path.unlink(missing_ok=True)
-        return None
-
-    def _finish_pending(self, pending: dict[str, Any], round: int, t_round: float) -> dict[str, Any]:
-        record = dict(pending["record"])
-        queried = np.asarray(pending["queried_ids"], dtype=np.int64)
-        t = time.perf_counter()
-        try:
-            labelled = self._label(queried, round=round + 1)
-        except AwaitingAnnotations as wait:
-            return _awaiting_record(round, wait, queried, record)
-        record["time_label"] = time.perf_counter() - t
-        record["time_awaiting"] = time.time() - float(pending["created"])
-        record["num_skipped"] = int(queried.size - labelled.size)
-        record["queried_label_distribution"] = self._named(self.pool.label_distribution(labelled))
-        self._minority_share(record, labelled)
-        record["num_queried"] = int(queried.size)
-        record["queried_ids"] = queried.tolist()
-        record["stop_reason"] = None
-        record["time_round"] = float(record.get("time_round", 0.0)) + time.perf_counter() - t_round
-        return record
-
     def _next_query_size(self, round: int) -> tuple[str | None, int]:
         s = self.settings
         if s.max_rounds is not None and round >= s.max_rounds:
@@ -974,85 +754,8 @@ class ActiveLoop:
                 "exactly min(k, unlabelled) ids."
             )
 
-    def _minority_class(self) -> int | None:
-        """The configured minority class, else the rarest class of the true pool labels."""
-        if self.settings.minority_class is not None:
-            return int(self.settings.minority_class)
-        if self.stratify_labels is None or np.ndim(self.stratify_labels) != 1:
-            return None
-        labels = np.asarray(self.stratify_labels, dtype=np.int64)
-        labels = labels[labels >= 0]
-        if labels.size == 0:
-            return None
-        counts = np.bincount(labels)
-        present = np.flatnonzero(counts)
-        return int(present[np.argmin(counts[present])])
-
-    def _minority_keys(self, minority: int) -> list[str]:
-        """Where the minority class's test F1 is: ``test/f1/<name>`` (HFSequenceClassifier),
-        ``test/f1_class_<id>`` (models written for earlier versions)."""
-        keys = [f"test/f1_class_{minority}"]
-        names = self.label_names
-        name = names[minority] if names is not None and 0 <= minority < len(names) else str(minority)
-        return [per_class_key("test/", "f1", name), *keys]
-
-    def _minority_share(self, record: dict[str, Any], labelled: np.ndarray) -> None:
-        minority = self._minority_class()
-        if minority is None or self.pool.label_store is not None:
-            return
-        labels = self.pool.labels[np.asarray(labelled, dtype=np.int64)]
-        record["minority_class"] = self._named({minority: 0}).popitem()[0]
-        record["queried_minority_share"] = float((labels == minority).mean()) if labels.size else 0.0
-
-    def _named(self, dist: dict[int, int]) -> dict[str, int]:
-        names = self.label_names
-        return {
-            (names[k] if names is not None and 0 <= k < len(names) else str(k)): v
-            for k, v in dist.items()
-        }
-
     def _call(self, hook: str, arg: Any) -> None:
         for obj in (self.strategy, *self.callbacks):
             fn = getattr(obj, hook, None)
             if callable(fn):
                 fn(self, arg)
-
-
-def _say(message: str) -> None:
-    """A line for the person running the loop (stderr, shown at the default level)."""
-    import sys
-
-    log.info(message)
-    if env_rank() == 0:
-        print(f"energizer_hf: {message}", file=sys.stderr, flush=True)
-
-
-def _awaiting_record(
-    round: int, wait: AwaitingAnnotations, queried: np.ndarray, base: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The (unrecorded) record of a round that waits for annotations; an oracle's error
-    that keeps the round (e.g. a blocking oracle's timeout, ``reraise``) is raised here,
-    after ``pending.json`` was written."""
-    if wait.reraise:
-        raise wait
-    return {
-        **(base or {}),
-        "round": round,
-        "num_queried": int(queried.size),
-        "queried_ids": queried.tolist(),
-        "awaiting": {"round": wait.round, "done": wait.done, "total": wait.total, "where": wait.where},
-        "stop_reason": AWAITING_ANNOTATIONS,
-    }
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: repr(o), sort_keys=True))
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            out += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [prefix.rstrip(".")] if a != b else []

@@ -174,7 +174,7 @@ def test_every_role_in_the_package_resolves():
     left = [o.path for o in roles._walk(pkg) if o.docstring and roles.ROLE_RE.search(o.docstring.value)]
     assert left == []
     # a short name resolved from its scope, and an imported one followed to its definition
-    assert 'identifier="energizer_hf.learner.RunConfig"' in pkg["learner.ActiveLearner"].docstring.value
+    assert 'identifier="energizer_hf.run_config.RunConfig"' in pkg["learner.ActiveLearner"].docstring.value
 
 
 def test_dataclass_fields_table():
