@@ -56,7 +56,10 @@ def rank() -> int:
 
 
 def broadcast_from_rank0(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank, when a process group is up; ``obj`` otherwise."""
+    """Rank 0's ``obj`` on every rank, when a process group is up (started here from the
+    launcher's environment under torchrun / accelerate launch); ``obj`` otherwise."""
+    if not _group_up():
+        distributed_rank_world()  # a torchrun job whose first collective call is this one
     if not _group_up() or dist.get_world_size() == 1:
         return obj
     box = [obj]
@@ -65,6 +68,9 @@ def broadcast_from_rank0(obj: Any) -> Any:
 
 
 def barrier() -> None:
-    """Wait for every rank, when a process group of several ranks is up."""
+    """Wait for every rank, when a process group of several ranks is up (started here from
+    the launcher's environment, as in :func:`broadcast_from_rank0`)."""
+    if not _group_up():
+        distributed_rank_world()
     if _group_up() and dist.get_world_size() > 1:
         dist.barrier()
