@@ -134,6 +134,7 @@ class TaskReadersMixin:
 
             return HFMultiLabelClassifier, {
                 "threshold": self.config.threshold, "tune_threshold": self.config.tune_threshold,
+                "at_least_one": not self.config.allow_empty_labels,  # every row has a label
             }
         return HFSequenceClassifier, {}
 

@@ -466,3 +466,22 @@ def test_per_token_scores_are_reduced_by_the_named_reduction():
 
     with pytest.raises(InvalidScoresError, match="per-token scores"):
         s._check_scores((torch.ones(3), mask), 2)
+
+
+def test_every_row_gets_a_label_unless_empty_rows_are_allowed(ml_tok):
+    """A label set without 'none': a row with no probability above the threshold gets its
+    most probable label (the plain rule predicted nothing on GoEmotions with few labels)."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    y = np.zeros((40, 4), dtype=np.uint8)
+    y[np.arange(40), rng.integers(0, 4, 40)] = 1  # one label per row
+    p = (rng.random((40, 4)) * 0.4).astype(np.float32)  # nothing reaches 0.5
+    p[np.arange(40), y.argmax(1)] = 0.45  # the true label is the most probable one
+    plain = HFMultiLabelClassifier(tiny(ml_tok), num_labels=4)
+    plain._probs["test"], plain._gold["test"] = [p], [y]
+    assert plain._scores("test")["test/f1_micro"] == 0.0
+    one = HFMultiLabelClassifier(tiny(ml_tok), num_labels=4, at_least_one=True)
+    one._probs["test"], one._gold["test"] = [p], [y]
+    decided = np.eye(4, dtype=np.uint8)[p.argmax(1)]
+    assert one._scores("test")["test/f1_micro"] == pytest.approx(f1_score(y, decided, average="micro")) == 1.0

@@ -64,6 +64,7 @@ from .hybrid import (
 )
 from .multilabel import (
     cardinality_stratified_random,
+    decide_labels,
     hamming_loss,
     iterative_stratification,
     mean_binary_entropy,
@@ -135,6 +136,7 @@ __all__ = [
     "cal_scores",
     "cardinality_stratified_random",
     "cluster_margin",
+    "decide_labels",
     "density_weighted_decisions",
     "egl_scores",
     "entity_scores",

@@ -218,7 +218,10 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
     Binary cross-entropy loss; a label is predicted when its probability reaches
     ``threshold`` (0.5), or a threshold tuned at each validation pass on the validation
     rows (``tune_threshold=True``: the micro-F1-optimal global cut,
-    :func:`~energizer_hf.functional.multilabel.tune_threshold`). Validation and test log
+    :func:`~energizer_hf.functional.multilabel.tune_threshold`); with ``at_least_one`` (what
+    an ``ActiveLearner`` sets unless ``allow_empty_labels``) a row with no label above it
+    gets its most probable one (:func:`~energizer_hf.functional.multilabel.decide_labels`).
+    Validation and test log
     ``f1_micro``, ``f1_macro``, ``precision_micro``, ``recall_micro``, ``subset_accuracy``
     and ``hamming_loss``.
 
@@ -242,11 +245,13 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
         *args: Any,
         threshold: float = 0.5,
         tune_threshold: bool = False,
+        at_least_one: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, num_labels, id2label, *args, **kwargs)
         self.threshold = float(threshold)
         self.tune_threshold = tune_threshold
+        self.at_least_one = at_least_one
         # model selection restores the threshold tuned with the weights it keeps
         self.selected_with_weights = ("threshold",) if tune_threshold else ()
         self._probs: dict[str, list[np.ndarray]] = {"val": [], "test": []}
@@ -286,7 +291,11 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
         self._eval_step(batch, "test")
 
     def _scores(self, stage: str) -> dict[str, float]:
-        from energizer_hf.functional.multilabel import multilabel_scores, tune_threshold
+        from energizer_hf.functional.multilabel import (
+            decide_labels,
+            multilabel_scores,
+            tune_threshold,
+        )
 
         if not self._probs[stage]:
             return {}
@@ -294,7 +303,8 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
         self._probs[stage], self._gold[stage] = [], []
         if stage == "val" and self.tune_threshold:
             self.threshold = float(tune_threshold(probs, gold))
-        s = multilabel_scores(gold, probs, threshold=self.threshold)
+        decided = decide_labels(probs, self.threshold, at_least_one=self.at_least_one)
+        s = multilabel_scores(gold, decided)
         out = {
             f"{stage}/f1_micro": s["micro_f1"],
             f"{stage}/f1_macro": s["macro_f1"],
