@@ -307,3 +307,55 @@ def test_ctrl_c_during_a_fit_says_where_and_exits_130(tmp_path, world_yaml):
         r"energizer-hf: error: Interrupted: stopped at round \d+; re-run the same command to resume\.", last
     ), err[-3000:]
     assert "Traceback" not in err
+
+
+def test_commands_on_a_locked_or_damaged_directory(tmp_path, world_yaml, capsys):
+    """`push` and `repair` wait for no one: refused while another process holds the lock
+    (exit 4, the holder named); `check` exits 4 on a damaged directory and `repair` fixes it;
+    `unlock` breaks a lock left by a dead process, from the command line."""
+    from energizer_hf.cli import main
+    from energizer_hf.run import RunDir
+
+    config, run_dir = world_yaml(tmp_path)
+    assert main(["run", str(config), "--max-rounds", "1"]) == 0
+    files = RunDir(run_dir)
+    stop = tmp_path / "stop"
+    holder = subprocess.Popen([sys.executable, "-m", "tests.scripts.hold_lock", str(files.lock), "--stop", str(stop)],
+                              cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().startswith("PROCEED"), holder.stderr.read()[-2000:]
+        capsys.readouterr()
+        for argv in (["push", str(run_dir), "me/data"], ["repair", str(run_dir)]):
+            assert main(argv) == 4, argv
+            line = capsys.readouterr().err.strip().splitlines()[-1]
+            assert line.startswith("energizer-hf: error: RunLockedError: ") and f"pid {holder.pid}" in line, line
+    finally:
+        stop.touch()
+        holder.wait(timeout=60)
+    # a torn last record: check lists it (a safe repair: exit 0), repair makes it, check is clean
+    rounds = files.rounds
+    good = rounds.read_bytes()
+    rounds.write_bytes(good + b'{"round": 9, "num_lab')
+    capsys.readouterr()
+    assert main(["check", str(run_dir)]) == 0
+    assert "records_torn_tail" in capsys.readouterr().out
+    assert main(["repair", str(run_dir)]) == 0
+    assert rounds.read_bytes() == good
+    assert main(["check", str(run_dir)]) == 0
+    # a lost label state with its records kept: an error (exit 4) that repair cannot guess
+    state = files.label_state.read_bytes()
+    files.label_state.unlink()
+    assert main(["check", str(run_dir)]) == 4
+    assert main(["repair", str(run_dir)]) == 4
+    files.label_state.write_bytes(state)
+    # a lock left by a process that is gone: unlock says whose it was
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    files.lock.write_text("")
+    import json as _json
+
+    from energizer_hf.runlock import holder_path
+
+    holder_path(files.lock).write_text(_json.dumps({"pid": int(dead.stdout), "host": "elsewhere", "started": "x"}))
+    capsys.readouterr()
+    assert main(["unlock", str(run_dir), "--force"]) == 0
+    assert f"held by pid {int(dead.stdout)} on elsewhere" in capsys.readouterr().out
