@@ -262,6 +262,9 @@ def test_a_real_ctrl_c_exits_130_with_one_line():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a child inherits an ignored SIGINT (some earlier test or tool may leave it ignored
+        # in this process), and Python then never raises KeyboardInterrupt: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
     time.sleep(0.1)

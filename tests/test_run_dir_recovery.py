@@ -293,6 +293,7 @@ def test_ctrl_c_during_a_fit_says_where_and_exits_130(tmp_path, world_yaml):
     proc = subprocess.Popen(
         [sys.executable, "-m", "energizer_hf", "run", str(config), "--max-epochs", "400"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not an inherited SIG_IGN
     )
     deadline = time.time() + 240
     state = run_dir / "pool" / "label_state.npy"
