@@ -228,10 +228,18 @@ class LightningBackend:
             trainable_validation=not own_split,
         )
 
-    def _apply_class_weights(self, labels: np.ndarray) -> None:
+    def _apply_class_weights(self, labels: np.ndarray, multi_hot: bool = False) -> None:
         if self.class_weights is None or not hasattr(self.model, "class_weights"):
             return
-        n = int(self.num_classes or (labels.max() + 1 if labels.size else 0))
+        if multi_hot:  # one sigmoid per label: "balanced" is each label's negatives / positives
+            n = labels.shape[1]
+            if isinstance(self.class_weights, str):
+                from energizer_hf.functional import balanced_pos_weights
+
+                self.model.class_weights = balanced_pos_weights(labels)
+                return
+        else:
+            n = int(self.num_classes or (labels.max() + 1 if labels.size else 0))
         if isinstance(self.class_weights, str):
             from energizer_hf.functional import balanced_class_weights
 
@@ -279,7 +287,11 @@ class LightningBackend:
             from energizer_hf.controls import FitProgressBar
 
             extra.append(FitProgressBar(round))
-        self._apply_class_weights(pool.labels[ids])
+        if self.class_weights is not None:
+            store = getattr(pool, "label_store", None)
+            rows = store.rows(ids) if store is not None and hasattr(store, "rows") else None
+            multi_hot = isinstance(rows, np.ndarray) and rows.ndim == 2  # a multi-label store
+            self._apply_class_weights(rows if multi_hot else pool.labels[ids], multi_hot=multi_hot)
         self._set_phase(round, "fit")
         trainer = self._trainer(overrides, extra)
         with _quiet_lightning(self.quiet), _interrupt_as_keyboard_interrupt(trainer):

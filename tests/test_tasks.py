@@ -485,3 +485,19 @@ def test_every_row_gets_a_label_unless_empty_rows_are_allowed(ml_tok):
     one._probs["test"], one._gold["test"] = [p], [y]
     decided = np.eye(4, dtype=np.uint8)[p.argmax(1)]
     assert one._scores("test")["test/f1_micro"] == pytest.approx(f1_score(y, decided, average="micro")) == 1.0
+
+
+def test_balanced_class_weights_of_a_multi_label_run_are_per_label_pos_weights(tmp_path, ml_data, ml_tok):
+    """`class_weights: balanced` on a multi-label run weighs each label's positives by its
+    negatives / positives in the fit's labelled rows (they used to come from an unused
+    single-label column)."""
+    from energizer_hf.functional import balanced_pos_weights
+
+    learner = ActiveLearner(dataset=ml_data, model=tiny(ml_tok), tokenizer=ml_tok, strategy="random",
+                            class_weights="balanced", **learner_kwargs(tmp_path, label_column="labels", rounds=0))
+    learner.run()
+    pool = learner.pool
+    ids = np.concatenate([pool.train_ids, pool.validation_ids])
+    expected = balanced_pos_weights(pool.label_store.rows(ids))
+    assert torch.equal(learner.module.class_weights, expected)
+    assert expected.shape == (len(ml_data["train"].features["labels"].feature.names),) and (expected >= 1).all()

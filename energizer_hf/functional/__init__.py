@@ -112,7 +112,7 @@ from .stream import (
     variable_uncertainty_decisions,
     window_spending,
 )
-from .training import balanced_class_weights
+from .training import balanced_class_weights, balanced_pos_weights
 
 __all__ = [
     "FunctionalInputError",
@@ -128,6 +128,7 @@ __all__ = [
     "badge_gradient_embeddings",
     "badge_select",
     "balanced_class_weights",
+    "balanced_pos_weights",
     "bald",
     "batchbald_greedy",
     "bertkm_select",
