@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -355,23 +354,9 @@ def tokenize_dataset(
     features = {"input_ids": datasets.Sequence(datasets.Value("int32")), "length": datasets.Value("int32")}
     if text_pair_column:
         features["token_type_ids"] = datasets.Sequence(datasets.Value("int8"))
-    bars = datasets.is_progress_bar_enabled()
-    if not progress:
-        datasets.disable_progress_bars()
-    try:
-        tokenized = dataset.map(
-            tokenize,
-            batched=True,
-            batch_size=1000,
-            remove_columns=dataset.column_names,
-            features=datasets.Features(features),
-            cache_file_name=cache_file,
-            new_fingerprint=Path(cache_file).stem[:60] if cache_file else None,
-            desc="Tokenizing",
-        )
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
+    from energizer_hf.utils import cached_map
+
+    tokenized = cached_map(dataset, tokenize, features, cache_file=cache_file, progress=progress, desc="Tokenizing")
     if truncated:
         warnings.warn(
             f"{truncated} of {len(dataset)} texts are longer than max_length={max_length} tokens "

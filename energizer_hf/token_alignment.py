@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -261,23 +260,9 @@ def tokenize_and_align(
     }
     if tags_column is not None:
         features["labels"] = datasets.Sequence(datasets.Value("int32"))
-    bars = datasets.is_progress_bar_enabled()
-    if not progress:
-        datasets.disable_progress_bars()
-    try:
-        tokenized = dataset.map(
-            tokenize,
-            batched=True,
-            batch_size=1000,
-            remove_columns=dataset.column_names,
-            features=datasets.Features(features),
-            cache_file_name=cache_file,
-            new_fingerprint=Path(cache_file).stem[:60] if cache_file else None,
-            desc="Tokenizing words",
-        )
-    finally:
-        if bars:
-            datasets.enable_progress_bars()
+    from energizer_hf.utils import cached_map
+
+    tokenized = cached_map(dataset, tokenize, features, cache_file=cache_file, progress=progress, desc="Tokenizing words")
     if truncated:
         warnings.warn(
             f"{truncated} of {len(dataset)} sentences are longer than max_length={max_length} "

@@ -20,6 +20,7 @@ __all__ = [
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_json",
+    "cached_map",
     "dataset_fingerprint",
     "progress_enabled",
     "read_jsonl",
@@ -368,3 +369,30 @@ def progress_enabled(progress: bool | None, stream: Any = None) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no stream, or a closed one
         return False
+
+
+def cached_map(
+    dataset: Any, fn: Any, features: dict[str, Any], *, cache_file: str | None, progress: bool, desc: str
+) -> Any:
+    """``dataset.map(fn)`` in batches of 1,000 into new columns only (``features``), cached in
+    ``cache_file`` (its stem is the fingerprint, so a rerun reuses it), with the ``datasets``
+    progress bar shown only when ``progress`` (and left as it was afterwards)."""
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        return dataset.map(
+            fn,
+            batched=True,
+            batch_size=1000,
+            remove_columns=dataset.column_names,
+            features=datasets.Features(features),
+            cache_file_name=cache_file,
+            new_fingerprint=Path(cache_file).stem[:60] if cache_file else None,
+            desc=desc,
+        )
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
