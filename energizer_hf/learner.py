@@ -412,7 +412,7 @@ class ActiveLearner(TaskReadersMixin):
             num_labels=len(names),
             id2label=id2label,
             learning_rate=cfg.learning_rate,
-            head_learning_rate=cfg.head_learning_rate,
+            head_learning_rate=cfg.task_head_learning_rate(task.name),
             weight_decay=cfg.weight_decay,
             warmup_ratio=cfg.warmup_ratio,
             metrics=self.metrics,
@@ -490,7 +490,7 @@ class ActiveLearner(TaskReadersMixin):
             monitor=task.monitor,
             schedule=cfg.fit_schedule(),
             early_stopping_patience=cfg.early_stopping_patience,
-            class_weights=cfg.class_weights,
+            class_weights=cfg.task_class_weights(task.name),
             fit_progress=progress and not trainer_kwargs.get("enable_progress_bar", False),
         )
         settings = LoopSettings(

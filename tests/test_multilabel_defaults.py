@@ -1,0 +1,50 @@
+"""Multi-label defaults: per-label positive weights and a faster head unless the run says otherwise.
+
+Without them a sigmoid head fitted on a few hundred GoEmotions rows predicts the majority
+label only (BENCHMARKS.md, issue 16); these tests check the defaults reach the fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from energizer_hf.functional import balanced_pos_weights
+from energizer_hf.learner import ActiveLearner
+from tests.conftest import learner_kwargs
+from tests.test_tasks import ml_data, ml_tok, tiny  # noqa: F401  (fixtures)
+
+
+def _fitted(tmp_path, ml_data, ml_tok, **overrides):  # noqa: F811
+    learner = ActiveLearner(dataset=ml_data, model=tiny(ml_tok), tokenizer=ml_tok, strategy="random",
+                            **learner_kwargs(tmp_path, label_column="labels", rounds=0, **overrides))
+    learner.run()
+    return learner, learner.strategy.model
+
+
+
+def test_multilabel_default_weights_positives_and_speeds_up_the_head(tmp_path, ml_data, ml_tok):  # noqa: F811
+    learner, module = _fitted(tmp_path, ml_data, ml_tok)
+    assert learner.task.name == "multi_label"
+    pool = learner.pool
+    assert module.class_weights is not None, "multi-label fits weight positives by default"
+    rows = pool.label_store.multi_hot(np.sort(pool.labelled_ids))
+    expected = balanced_pos_weights(rows)
+    # the weights come from the fit's rows: the labelled rows here (no validation rows held out)
+    torch.testing.assert_close(module.class_weights, expected)
+    assert module.head_learning_rate == pytest.approx(10 * module.learning_rate)
+
+
+def test_multilabel_defaults_can_be_turned_off(tmp_path, ml_data, ml_tok):  # noqa: F811
+    _, module = _fitted(tmp_path, ml_data, ml_tok, class_weights="none", head_learning_rate=1e-3)
+    assert module.class_weights is None
+    assert module.head_learning_rate == pytest.approx(1e-3) == pytest.approx(module.learning_rate)
+
+
+def test_single_label_defaults_are_unchanged(tmp_path, demo_data, demo_tokenizer):
+    learner = ActiveLearner(dataset=demo_data, model=tiny(demo_tokenizer), tokenizer=demo_tokenizer, strategy="random",
+                            **learner_kwargs(tmp_path, rounds=0))
+    learner.run()
+    module = learner.strategy.model
+    assert module.class_weights is None and module.head_learning_rate is None
