@@ -108,6 +108,7 @@ _BY_NAME = {
     "EmptySentenceError": EXIT_DATA,
     "UnknownLabelError": EXIT_DATA,
     "EmptyLabelSetError": EXIT_DATA,
+    "MissingLabelSetsError": EXIT_DATA,
     "UnsentItemError": EXIT_DATA,
     "StreamInputError": EXIT_USAGE,
     "NotResumableError": EXIT_USAGE,

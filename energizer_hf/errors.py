@@ -27,6 +27,7 @@ __all__ = [
     "InvalidScoresError",
     "InvalidTagsError",
     "LabelMismatchError",
+    "MissingLabelSetsError",
     "MissingTokenizerError",
     "MissingValuesError",
     "NotResumableError",
@@ -164,6 +165,10 @@ class UnknownLabelError(EnergizerError):
 
 class EmptyLabelSetError(EnergizerError):
     """A multi-label row with no label, where the label set does not permit "none"."""
+
+
+class MissingLabelSetsError(EnergizerError):
+    """A multi-label strategy needs the label sets of the labelled rows and finds none."""
 
 
 class UnknownTaskError(EnergizerError):

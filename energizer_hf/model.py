@@ -22,12 +22,16 @@ def load_sequence_classifier(
     model: Any,
     num_labels: int,
     id2label: dict[int, str] | None = None,
+    *,
+    noun: str = "classes",
 ) -> Any:
     """Build a ``transformers`` sequence classifier from a hub id, a directory, a config or
-    an instance, with ``num_labels`` and the label names set.
+    an instance, with ``num_labels`` and the label names set (``noun`` names them in errors:
+    ``"labels"`` for multi-label).
 
     Raises:
-        LabelMismatchError: an instance or config with another ``num_labels``.
+        LabelMismatchError: an instance or config with another ``num_labels``, or a saved
+            classifier whose head has another size.
     """
     from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
@@ -40,7 +44,7 @@ def load_sequence_classifier(
         if have != num_labels:
             raise LabelMismatchError(
                 f"The PEFT model's base {type(base).__name__} has num_labels={have} but the data has "
-                f"{num_labels} classes: build the base model with num_labels={num_labels}."
+                f"{num_labels} {noun}: build the base model with num_labels={num_labels}."
             )
         base.config.id2label, base.config.label2id = dict(id2label), dict(label2id)
         return model
@@ -49,7 +53,7 @@ def load_sequence_classifier(
         if have != num_labels:
             raise LabelMismatchError(
                 f"{type(model).__name__} has num_labels={have} but the data has {num_labels} "
-                f"classes ({', '.join(list(id2label.values())[:10])}): build the model with "
+                f"{noun} ({', '.join(list(id2label.values())[:10])}): build the model with "
                 f"num_labels={num_labels}, or pass a model name/config so energizer_hf builds it."
             )
         model.config.id2label, model.config.label2id = dict(id2label), dict(label2id)
@@ -59,18 +63,39 @@ def load_sequence_classifier(
         if getattr(config, "_num_labels_set_explicitly", False) and config.num_labels != num_labels:
             raise LabelMismatchError(
                 f"The model config has num_labels={config.num_labels} but the data has "
-                f"{num_labels} classes."
+                f"{num_labels} {noun}."
             )
         config.num_labels = num_labels
         config.id2label, config.label2id = dict(id2label), dict(label2id)
         return AutoModelForSequenceClassification.from_config(config)
     if isinstance(model, str):
-        return AutoModelForSequenceClassification.from_pretrained(
-            model, num_labels=num_labels, id2label=id2label, label2id=label2id
-        )
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(
+                model, num_labels=num_labels, id2label=id2label, label2id=label2id
+            )
+        except RuntimeError as err:  # a saved classifier whose head has another size
+            if "mismatch" not in str(err).lower():
+                raise
+            raise head_mismatch_error(model, num_labels, noun) from err
     raise EnergizerError(
         "model must be a hub id or local directory (str), a transformers config or a "
         f"PreTrainedModel instance; got {type(model).__name__}."
+    )
+
+
+def head_mismatch_error(model: str, num_labels: int, noun: str) -> LabelMismatchError:
+    """The error for a saved classifier (``model``: hub id or directory) whose head does not
+    have ``num_labels`` outputs (``transformers`` refuses to load it)."""
+    try:
+        from transformers import AutoConfig
+
+        have: Any = AutoConfig.from_pretrained(model).num_labels
+    except Exception:  # noqa: BLE001 - the message only loses the head's size
+        have = "another number of"
+    return LabelMismatchError(
+        f"{model} is a classifier with a head of {have} outputs but the data has {num_labels} {noun}: "
+        "start from its base model (a checkpoint without the classification head), or save a model "
+        f"built with num_labels={num_labels}."
     )
 
 

@@ -20,6 +20,8 @@ _SUMMARY_COLUMNS = (
     "num_labelled",
     "num_queried",
     "test/accuracy",
+    "test/entity_f1",
+    "test/f1_micro",
     "test/f1_macro",
     "val/f1_macro",
     "time_fit",

@@ -52,7 +52,11 @@ class ActiveDataModule(pl.LightningDataModule):
         train_dataloader: the pool.
         val_dataloader: fixed validation data (optional).
         test_dataloader: fixed test data (optional).
-        labels: the true label of every pool row, when known, for label statistics.
+        labels: the true label of every pool row, when known, for label statistics and the
+            stratified initial set; for multi-label data an ``(N, L)`` multi-hot array (the
+            pool then keeps the label sets, which ``mmc`` fits its cardinality model on).
+        label_names: the names of the label ids (of the ``L`` labels of multi-hot
+            ``labels``: default ``"0"`` ... ``"L-1"``), used in the records.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class ActiveDataModule(pl.LightningDataModule):
         test_dataloader: DataLoader | None = None,
         *,
         labels: np.ndarray | None = None,
+        label_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(train_dataloader, DataLoader):
@@ -70,8 +75,22 @@ class ActiveDataModule(pl.LightningDataModule):
                 f"pool), got {type(train_dataloader).__name__}."
             )
         self.adapter = TorchDataAdapter(train_dataloader, val_dataloader, test_dataloader)
-        self.pool = ActivePool(train_dataloader.dataset)
         self.true_labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.label_names = None if label_names is None else [str(n) for n in label_names]
+        store = None
+        if self.true_labels is not None and self.true_labels.ndim == 2:  # multi-hot label sets
+            from energizer_hf.tasks.multi_label import MultiLabelStore
+
+            n, width = self.true_labels.shape
+            if n != len(train_dataloader.dataset):
+                raise EnergizerError(
+                    f"labels has {n} rows for a pool of {len(train_dataloader.dataset)}: give one label set per row."
+                )
+            self.label_names = self.label_names or [str(i) for i in range(width)]
+            if len(self.label_names) != width:
+                raise EnergizerError(f"label_names has {len(self.label_names)} names for {width} label columns.")
+            store = MultiLabelStore(self.label_names, n, allow_empty=True)
+        self.pool = ActivePool(train_dataloader.dataset, label_store=store)
 
     def label(self, ids: Any, labels: Any = None, round: int = 0) -> None:
         """Mark pool ids as labelled (by default in round 0, the initial set)."""
@@ -311,6 +330,7 @@ class Trainer(pl.Trainer):
             files.root,
             config={"api": "seed", "model_class": type(model.model).__qualname__},
             stratify_labels=datamodule.true_labels,
+            label_names=getattr(datamodule, "label_names", None),
             callbacks=plain,
             stores=stores,
             progress=self.progress,

@@ -265,7 +265,7 @@ class HFMultiLabelClassifier(HFSequenceClassifier):
 
             model = copy.deepcopy(model)
             model.problem_type = "multi_label_classification"
-        loaded = load_sequence_classifier(model, num_labels, id2label)
+        loaded = load_sequence_classifier(model, num_labels, id2label, noun="labels")
         base = loaded.get_base_model() if hasattr(loaded, "peft_config") else loaded
         base.config.problem_type = "multi_label_classification"
         return loaded

@@ -431,9 +431,16 @@ def load_token_classifier(model: Any, num_labels: int, id2label: dict[int, str] 
         config.id2label, config.label2id = dict(id2label), dict(label2id)
         return AutoModelForTokenClassification.from_config(config)
     if isinstance(model, str):
-        return AutoModelForTokenClassification.from_pretrained(
-            model, num_labels=num_labels, id2label=id2label, label2id=label2id
-        )
+        try:
+            return AutoModelForTokenClassification.from_pretrained(
+                model, num_labels=num_labels, id2label=id2label, label2id=label2id
+            )
+        except RuntimeError as err:  # a saved token classifier whose head has another size
+            if "mismatch" not in str(err).lower():
+                raise
+            from energizer_hf.model import head_mismatch_error
+
+            raise head_mismatch_error(model, num_labels, "tags") from err
     raise EnergizerError(
         f"model must be a hub id, a directory, a transformers config or a PreTrainedModel; got {type(model).__name__}."
     )
