@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 NAMES = ["World", "Sports", "Business", "Sci/Tech"]
-STRATEGIES = ("random", "fixed_uncertainty", "variable_uncertainty", "randomized_variable_uncertainty", "split",
+STRATEGIES = ("random", "fixed_uncertainty", "variable_uncertainty", "randomized_variable_uncertainty", "quantile_uncertainty", "split",
               "novelty_uncertainty", "density_uncertainty")
 
 

@@ -7,7 +7,7 @@ labelling budget rate that holds over every window of the stream.
   ``datasets.IterableDataset``, a finite ``Dataset`` replayed in a seeded order), read in
   mini-batches, resumable where the data allows.
 - :mod:`~energizer_hf.stream.strategies`: stream strategies (fixed / variable / randomized
-  variable uncertainty, split, novelty- and density-weighted uncertainty, random), thin
+  variable / quantile uncertainty, split, novelty- and density-weighted uncertainty, random), thin
   classes over :mod:`energizer_hf.functional.stream`, with a name registry.
 - :mod:`~energizer_hf.stream.state`: the decision log, sent items, labels and resume state
   in a directory, written crash-safely.
@@ -49,6 +49,7 @@ from energizer_hf.stream.strategies import (
     DensityUncertaintyStream,
     FixedUncertaintyStream,
     NoveltyUncertaintyStream,
+    QuantileUncertaintyStream,
     RandomizedVariableUncertaintyStream,
     RandomStream,
     SplitStream,
@@ -63,6 +64,7 @@ __all__ = [
     "IterableDatasetSource",
     "IterableSource",
     "NoveltyUncertaintyStream",
+    "QuantileUncertaintyStream",
     "RandomStream",
     "RandomizedVariableUncertaintyStream",
     "ReplaySource",

@@ -34,6 +34,7 @@ from energizer_hf.functional.stream import (
     fixed_uncertainty_decisions,
     initial_stream_state,
     novelty_weighted_decisions,
+    quantile_uncertainty_decisions,
     random_decisions,
     randomized_variable_uncertainty_decisions,
     split_decisions,
@@ -46,6 +47,7 @@ __all__ = [
     "DensityUncertaintyStream",
     "FixedUncertaintyStream",
     "NoveltyUncertaintyStream",
+    "QuantileUncertaintyStream",
     "RandomStream",
     "RandomizedVariableUncertaintyStream",
     "SplitStream",
@@ -254,6 +256,21 @@ class FixedUncertaintyStream(StreamStrategy):
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "threshold": self.fixed_threshold}
+
+
+@register_stream_strategy("quantile_uncertainty", "quantile")
+class QuantileUncertaintyStream(StreamStrategy):
+    """Label an item whose score is among the top ``budget_rate`` share of the last ``window`` scores.
+
+    Spreads the budget over the window and needs no threshold on the score's scale; see
+    :func:`~energizer_hf.functional.stream.quantile_uncertainty_decisions`.
+
+    >>> QuantileUncertaintyStream(0.5, window=4).decide(np.array([0.2, 0.9, 0.1, 0.5])).tolist()
+    [True, True, False, False]
+    """
+
+    def _decide(self, scores: Any, embeddings: Any, n: int, state: StreamState) -> StreamDecisions:
+        return quantile_uncertainty_decisions(scores, state, rate=self.budget_rate, window=self.window)
 
 
 @register_stream_strategy("variable_uncertainty", "vu")

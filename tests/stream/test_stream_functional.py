@@ -22,11 +22,12 @@ RULES = {
     "rvu": lambda s, e, st, **b: F.randomized_variable_uncertainty_decisions(s, st, **b),
     "split": lambda s, e, st, **b: F.split_decisions(s, st, **b),
     "random": lambda s, e, st, **b: F.random_decisions(s.size, st, **b),
+    "quantile": lambda s, e, st, **b: F.quantile_uncertainty_decisions(s, st, **b),
     "novelty": lambda s, e, st, **b: F.novelty_weighted_decisions(s, e, st, memory_size=16, **b),
     "density": lambda s, e, st, **b: F.density_weighted_decisions(s, e, st, memory_size=16, **b),
     "novelty_rvu": lambda s, e, st, **b: F.novelty_weighted_decisions(s, e, st, memory_size=8, delta=0.5, **b),
 }
-SCORE_ONLY = ["fixed", "vu", "rvu", "split", "random"]
+SCORE_ONLY = ["fixed", "vu", "rvu", "split", "random", "quantile"]
 
 
 def _stream(n, seed, d=8):
@@ -189,6 +190,45 @@ def test_split_branches():
     d1 = F.split_decisions(s, st, rate=0.3, window=10000, fraction=1.0, initial_threshold=0.25)
     assert d1.state.threshold == 0.25
     assert abs(d1.labelled.mean() - 0.3) < 0.02  # random at the budget rate
+
+
+def _quantile_bruteforce(scores, rate, window):
+    """The quantile rule written out item by item from its definition."""
+    cap = F.budget_capacity(rate, window)
+    s = scores.astype(np.float32).astype(np.float64)
+    labelled = np.zeros(s.size, dtype=bool)
+    for t in range(s.size):
+        lo = max(0, t + 1 - window)
+        in_window = int(labelled[lo:t].sum())
+        win = np.sort(s[lo : t + 1])[::-1]
+        k = min(win.size, max(1, round(2 * rate * win.size - in_window)))
+        labelled[t] = in_window < cap and s[t] >= win[k - 1]
+    return labelled
+
+
+@pytest.mark.parametrize("rate,window", [(0.05, 200), (0.2, 30), (0.5, 4), (1.0, 1)])
+def test_quantile_rule_equals_its_definition(rate, window):
+    scores, emb = _stream(900, 5)
+    got = _run("quantile", scores, emb, [7, 64, 65, 400], rate, window)
+    np.testing.assert_array_equal(got[0], _quantile_bruteforce(scores, rate, window))
+
+
+def test_quantile_rule_spreads_the_budget_and_picks_the_uncertain():
+    """A weak model finds every item uncertain (all scores far above any fixed or slowly
+    adapting threshold): variable uncertainty then spends each window's budget on its first
+    items, the quantile rule on the most uncertain ones, spread over the window."""
+    rng = np.random.default_rng(0)
+    scores = 0.7 + 0.05 * rng.random(1600)  # the length of the benchmark stream
+    rate, window = 0.05, 200
+    vu = _run("vu", scores, scores[:, None], [], rate, window)[0]
+    q = _run("quantile", scores, scores[:, None], [], rate, window)[0]
+    # VU labels in bursts (the next item as soon as the window frees a label), quantile not
+    assert (np.diff(np.flatnonzero(vu)) == 1).mean() > 0.8
+    assert (np.diff(np.flatnonzero(q)) == 1).mean() < 0.2
+    assert 0.8 * rate < q.mean() <= rate
+    # the chosen items are the uncertain ones: mean rank of a chosen score in the top 10 %
+    ranks = scores.argsort().argsort() / scores.size
+    assert ranks[q].mean() > 0.85 and abs(ranks[vu].mean() - 0.5) < 0.1
 
 
 def test_random_rate_and_reproducibility():

@@ -37,6 +37,7 @@ CASES = {
     "novelty_uncertainty": {"memory_size": 32},
     "density_uncertainty": {"memory_size": 32, "delta": 1.0},
     "random": {},
+    "quantile_uncertainty": {},
 }
 
 
