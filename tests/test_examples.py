@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,50 @@ def test_config_yaml_dataset_loads_from_a_hub_repo(tmp_path, demo_data, demo_tok
     assert [r["num_labelled"] for r in records] == [10, 20]
     run = json.loads((run_dir / "run.json").read_text())["config"]["run"]
     assert run["dataset"] == repo and run["data_files"] is None
+
+
+def _write_conll(path, split) -> None:
+    names = split.features["ner_tags"].feature.names
+    path.write_text("".join(
+        "".join(f"{w}\t{names[t]}\n" for w, t in zip(row["tokens"], row["ner_tags"])) + "\n" for row in split
+    ))
+
+
+def test_ner_conll_example_runs_offline(tmp_path):
+    """examples/ner_conll.py on small generated CoNLL files, a tiny local model, word budgets."""
+    import json
+
+    from transformers import AutoModel
+
+    from energizer_hf.demo import build_tiny_bert, make_ner_dataset, train_wordpiece_tokenizer
+
+    data = make_ner_dataset(num_train=150, num_test=40, seed=0)
+    _write_conll(tmp_path / "train.conll", data["train"])
+    _write_conll(tmp_path / "test.conll", data["test"])
+    tokenizer = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]], vocab_size=200)
+    AutoModel.from_config(build_tiny_bert(len(tokenizer), hidden=16, layers=1)).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ner_conll.py"), str(tmp_path / "train.conll"),
+         str(tmp_path / "test.conll"), "--model", str(tmp_path / "model"), "--strategy", "mnlp",
+         "--budget-unit", "tokens", "--initial", "60", "--query-size", "60", "--rounds", "2", "--epochs", "1",
+         "--learning-rate", "1e-3", "--max-length", "32", "--run-dir", str(run_dir)],
+        cwd=tmp_path, env=_offline_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pool 150 sentences" in proc.stdout and "entity types: LOC, ORG, PER" in proc.stdout
+    rows = _curve_rows(proc.stdout)
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1", "2"]
+    words = [int(r.split("|")[3]) for r in rows]  # num_labelled_tokens: at most 60 more each round
+    assert 0 < words[0] <= 60 and all(0 < b - a <= 60 for a, b in zip(words, words[1:])), words
+    for t in ("LOC", "ORG", "PER"):
+        assert re.search(rf"^ +{t}: [01]\.\d{{4}}$", proc.stdout, re.M), t
+    assert str(run_dir / "rounds.jsonl") in proc.stdout
+    records = [json.loads(ln) for ln in (run_dir / "rounds.jsonl").read_text().splitlines() if ln.strip()]
+    assert [r["num_labelled_tokens"] for r in records] == words
+    assert all(0.0 <= r["test/entity_f1"] <= 1.0 for r in records)
+    # two files are needed, not one
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "ner_conll.py"), str(tmp_path / "train.conll")],
+                          cwd=tmp_path, env=_offline_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "give two files" in proc.stderr

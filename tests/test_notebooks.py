@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ needs_jupyter = pytest.mark.skipif(
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "compare_strategies", "human_in_the_loop"}
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "compare_strategies", "human_in_the_loop", "ner_active_learning"}
 
 
 def _code(nb) -> list[str]:
@@ -43,8 +44,9 @@ def _code(nb) -> list[str]:
 @pytest.mark.skipif(importlib.util.find_spec("nbformat") is None, reason="needs nbformat")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean(path):
-    """Valid nbformat 4; one install source at the top; GPU, progress and own-CSV cells; no
-    stored outputs; no badge to a repository that does not exist; no PyPI install."""
+    """Valid nbformat 4; one install source at the top; GPU, progress and own-data cells (a CSV,
+    or for NER a CoNLL file or a dataset); no stored outputs; no badge to a repository that
+    does not exist; no PyPI install."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -63,8 +65,13 @@ def test_notebook_is_clean(path):
     assert "torch.cuda.is_available()" in setup and '"bf16-mixed"' in setup and '"16-mixed"' in setup
     assert "print(" in setup
     assert any("progress=not SMOKE" in c and "settings.update(hardware" in c for c in code)
-    data = next(c for c in code if "MY_CSV =" in c)
-    assert 'load_dataset("csv", data_files=MY_CSV)' in data and "TEXT_COLUMN, LABEL_COLUMN" in data
+    if path.stem == "ner_active_learning":  # own data: a CoNLL file (load_conll) or a tokens/tags dataset
+        data = next(c for c in code if "MY_CONLL =" in c)
+        assert "load_conll(MY_CONLL)" in data and "load_dataset(MY_HF_DATASET)" in data
+        assert "TOKENS_COLUMN, TAGS_COLUMN" in data
+    else:
+        data = next(c for c in code if "MY_CSV =" in c)
+        assert 'load_dataset("csv", data_files=MY_CSV)' in data and "TEXT_COLUMN, LABEL_COLUMN" in data
     assert 'drive.mount("/content/drive")' in data and "ON_COLAB" in data
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -159,6 +166,7 @@ def test_notebook_runs(path, tmp_path, built_wheel, notebook_venv, demo_data):
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYTHONPATH": None,  # the kernel must not see this checkout
         "ENERGIZER_HF_CSV": None,
+        "ENERGIZER_HF_CONLL": None,
     }
     if path.stem == "quickstart":  # the own-CSV cell: string labels, read with load_dataset("csv")
         csv = tmp_path / "my_texts.csv"
@@ -172,6 +180,17 @@ def test_notebook_runs(path, tmp_path, built_wheel, notebook_venv, demo_data):
             writer.writerow(["text", "label"])
             writer.writerows(rows)
         env["ENERGIZER_HF_CSV"] = str(csv)
+    if path.stem == "ner_active_learning":  # the own-data cell: a CoNLL file read by load_conll
+        from energizer_hf.demo import make_ner_dataset
+
+        ner = make_ner_dataset(num_train=400, num_test=150, seed=0)
+        names = ner["train"].features["ner_tags"].feature.names
+        conll = tmp_path / "my_sentences.conll"
+        conll.write_text("".join(
+            "".join(f"{w}\t{names[t]}\n" for w, t in zip(row["tokens"], row["ner_tags"])) + "\n"
+            for split in ("train", "test") for row in ner[split]
+        ))
+        env["ENERGIZER_HF_CONLL"] = str(conll)
     old = {k: os.environ.get(k) for k in env}
     for k, v in env.items():  # the kernel inherits this process's environment
         if v is None:
@@ -206,15 +225,35 @@ def test_notebook_runs(path, tmp_path, built_wheel, notebook_venv, demo_data):
         data_out = next(_outputs_text(c) for c in code if "MY_CSV =" in c.source)
         assert "classes: ['cooking', 'finance', 'politics', 'science', 'sports']" in data_out, data_out
         assert (next(tmp_path.glob("energizer-quickstart-*")) / "learning_curves.png").is_file()
-    if path.stem in ("quickstart", "compare_strategies"):  # the learning curves are inline
+    if path.stem == "ner_active_learning":
+        data_out = next(_outputs_text(c) for c in code if "MY_CONLL =" in c.source)
+        assert "tags: ['O', 'B-LOC', 'I-LOC', 'B-ORG', 'I-ORG', 'B-PER', 'I-PER']" in data_out, data_out
+        assert "num_rows: 412" in data_out and "num_rows: 138" in data_out, data_out  # 550 sentences, 25% test
+        assert (next(tmp_path.glob("energizer-ner-*")) / "learning_curves.png").is_file()
+        # the per-type table: one row per entity type, a number in each strategy's column
+        types = next(_outputs_text(c) for c in code if "def per_type_table" in c.source)
+        assert "| entity type | random | token_entropy | mnlp |" in types, types
+        for etype in ("LOC", "ORG", "PER", "(macro)", "(micro)"):
+            assert re.search(rf"^\| {re.escape(etype)} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|$", types, re.M), etype
+        # budgets in words: every run spent at most, and nearly all of, the same words
+        words_out = _outputs_text(next(c for c in code if 'budget_unit="tokens"' in c.source))
+        initial, per_round = map(int, re.search(r"initial (\d+), per round (\d+)", words_out).groups())
+        budget = initial + 3 * per_round  # the smoke mode's 3 rounds
+        spent = [int(m) for m in re.findall(r"entity F1 \S+ -> \S+ \((\d+) words in", words_out)]
+        assert len(spent) == 3 and all(0.9 * budget <= n <= budget for n in spent), (budget, spent)
+        assert '<Labels name="label" toName="text"><Label value="LOC"/>' in _outputs_text(code[-1])
+    if path.stem in ("quickstart", "compare_strategies", "ner_active_learning"):  # the learning curves are inline
         assert any(
             "image/png" in o.get("data", {}) for c in code for o in c.outputs
         ), f"{path.name}: no inline plot"
     # every learning curve moves: the final round is clearly better than the first
     curves = sorted(tmp_path.glob("energizer-*/**/rounds.jsonl"))
-    assert len(curves) == {"quickstart": 2, "compare_strategies": 4, "human_in_the_loop": 1}[path.stem]
+    expected = {"quickstart": 2, "compare_strategies": 4, "human_in_the_loop": 1, "ner_active_learning": 6}
+    assert len(curves) == expected[path.stem]
+    metric = "test/entity_f1" if path.stem == "ner_active_learning" else "test/accuracy"
     for rounds in curves:
-        acc = [json.loads(line)["test/accuracy"] for line in rounds.read_text().splitlines() if line.strip()]
+        acc = [json.loads(line)[metric] for line in rounds.read_text().splitlines() if line.strip()]
+        assert all(math.isfinite(a) for a in acc), (str(rounds), acc)
         assert acc[-1] >= acc[0] + 0.15, (str(rounds), acc)
 
 
