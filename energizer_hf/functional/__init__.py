@@ -105,7 +105,6 @@ from .stream import (
     local_density,
     novelty,
     novelty_weighted_decisions,
-    quantile_uncertainty_decisions,
     random_decisions,
     randomized_variable_uncertainty_decisions,
     sliding_window_counts,
@@ -113,6 +112,7 @@ from .stream import (
     variable_uncertainty_decisions,
     window_spending,
 )
+from .stream_quantile import quantile_uncertainty_decisions
 from .training import balanced_class_weights, balanced_pos_weights
 
 __all__ = [
@@ -176,9 +176,9 @@ __all__ = [
     "predictive_entropy",
     "probcover",
     "pseudo_label_confidence",
+    "quantile_uncertainty_decisions",
     "radius_neighbors",
     "random_decisions",
-    "quantile_uncertainty_decisions",
     "randomized_variable_uncertainty_decisions",
     "reduce_tokens",
     "repair_bio",

@@ -34,13 +34,13 @@ from energizer_hf.functional.stream import (
     fixed_uncertainty_decisions,
     initial_stream_state,
     novelty_weighted_decisions,
-    quantile_uncertainty_decisions,
     random_decisions,
     randomized_variable_uncertainty_decisions,
     split_decisions,
     variable_uncertainty_decisions,
     window_spending,
 )
+from energizer_hf.functional.stream_quantile import quantile_uncertainty_decisions
 from energizer_hf.stream.registry import register_stream_strategy
 
 __all__ = [

@@ -15,6 +15,7 @@ from energizer_hf.errors import (
     StreamStateError,
 )
 from energizer_hf.functional import stream as F
+from energizer_hf.functional.stream_quantile import quantile_uncertainty_decisions
 
 RULES = {
     "fixed": lambda s, e, st, **b: F.fixed_uncertainty_decisions(s, st, threshold=0.5, **b),
@@ -22,7 +23,7 @@ RULES = {
     "rvu": lambda s, e, st, **b: F.randomized_variable_uncertainty_decisions(s, st, **b),
     "split": lambda s, e, st, **b: F.split_decisions(s, st, **b),
     "random": lambda s, e, st, **b: F.random_decisions(s.size, st, **b),
-    "quantile": lambda s, e, st, **b: F.quantile_uncertainty_decisions(s, st, **b),
+    "quantile": lambda s, e, st, **b: quantile_uncertainty_decisions(s, st, **b),
     "novelty": lambda s, e, st, **b: F.novelty_weighted_decisions(s, e, st, memory_size=16, **b),
     "density": lambda s, e, st, **b: F.density_weighted_decisions(s, e, st, memory_size=16, **b),
     "novelty_rvu": lambda s, e, st, **b: F.novelty_weighted_decisions(s, e, st, memory_size=8, delta=0.5, **b),
