@@ -17,6 +17,12 @@ pool id → task id and status. Tasks are matched on ``data.pool_id`` + ``data.r
 never on the Label Studio task id alone (the server reuses ids after deletions), so a
 resumed run neither imports a task twice nor loses an annotation.
 
+An annotation that uses a name the project does not know (an entity type, class or label)
+is refused with a :class:`LabelStudioUnknownLabelError` in the oracle's report
+(:meth:`LabelStudioOracle.refused`, ``events.jsonl``, the waiting round's message) and its
+task stays pending; conflicting annotations are resolved by the ``conflict`` rule, the
+same for classes, label sets and spans (compared as word-level BIO tags).
+
 The API token comes from the ``token`` argument or ``LABEL_STUDIO_API_KEY``; it is never
 written to a file, a log line, an error message or the ``repr``.
 """
@@ -25,10 +31,12 @@ from energizer_hf.oracles.base import AWAITING_ANNOTATIONS, AwaitingAnnotations
 from energizer_hf.oracles.label_studio.annotations import (
     LABEL_CONFIGS,
     AnnotationChangedWarning,
+    AnnotationRefusedWarning,
     LabelStudioAuthError,
     LabelStudioConnectionError,
     LabelStudioError,
     LabelStudioTimeoutError,
+    LabelStudioUnknownLabelError,
     make_label_config,
 )
 from energizer_hf.oracles.label_studio.oracle import LabelStudioOracle, learner_predictions
@@ -38,6 +46,7 @@ __all__ = [
     "AWAITING_ANNOTATIONS",
     "LABEL_CONFIGS",
     "AnnotationChangedWarning",
+    "AnnotationRefusedWarning",
     "AwaitingAnnotations",
     "LabelStudioAuthError",
     "LabelStudioConnectionError",
@@ -45,6 +54,7 @@ __all__ = [
     "LabelStudioOracle",
     "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
+    "LabelStudioUnknownLabelError",
     "learner_predictions",
     "make_label_config",
 ]

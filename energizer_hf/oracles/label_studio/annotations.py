@@ -2,8 +2,9 @@
 
 What an annotation means is decided here, as plain functions on annotation dicts: which
 choice it carries (:func:`parse_annotation`), when a task's annotations changed
-(:func:`~energizer_hf.oracles.label_studio.annotations.fingerprint`), and which label several annotations resolve to under a conflict
-rule (:func:`vote`).
+(:func:`~energizer_hf.oracles.label_studio.annotations.fingerprint`), which names it uses
+that the project does not know (:func:`unknown_names`), and which label several annotations
+resolve to under a conflict rule (:func:`vote`).
 
 >>> vote([1, 1, 2], "majority"), vote([1, 2], "majority"), vote([2, 1], "first")
 (1, None, 2)
@@ -15,21 +16,24 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from energizer_hf.errors import EnergizerError
+from energizer_hf.errors import EnergizerError, UnknownLabelError
 from energizer_hf.oracles.base import AwaitingAnnotations
 
 __all__ = [
     "LABEL_CONFIGS",
     "AnnotationChangedWarning",
+    "AnnotationRefusedWarning",
     "LabelStudioAuthError",
     "LabelStudioConnectionError",
     "LabelStudioError",
     "LabelStudioTimeoutError",
+    "LabelStudioUnknownLabelError",
     "fingerprint",
     "make_label_config",
     "parse_annotation",
     "spans_to_tags",
     "tags_to_spans",
+    "unknown_names",
     "vote",
     "word_offsets",
 ]
@@ -76,6 +80,72 @@ class LabelStudioTimeoutError(LabelStudioError, AwaitingAnnotations):
 
 class AnnotationChangedWarning(UserWarning):
     """An annotation was edited (or a task deleted) after its label was read."""
+
+
+class AnnotationRefusedWarning(UserWarning):
+    """An annotation was refused (:class:`LabelStudioUnknownLabelError`); its text is the error's."""
+
+
+class LabelStudioUnknownLabelError(LabelStudioError, UnknownLabelError):
+    """A submitted annotation names an entity type, class or label that is not the run's
+    (or, single-label, gives no class at all). Also an
+    :class:`energizer_hf.errors.UnknownLabelError`.
+
+    The oracle does not raise it (a person's slip must not stop the run): the annotation
+    is *refused*. It does not count as a vote, and its task stays ``pending``, never
+    labelled, until the annotation is corrected or deleted in Label Studio. The error is
+    the report: :meth:`LabelStudioOracle.refused` returns one per refused annotation, its
+    message is warned once (:class:`AnnotationRefusedWarning`), appended to
+    ``label_studio/events.jsonl`` (``event: refused``), kept in the task's entry of
+    ``tasks.json`` (``refused``) and repeated in the message of the waiting round
+    (:class:`AwaitingAnnotations`, :class:`LabelStudioTimeoutError`).
+
+    Attributes: ``round``, ``pool_id``, ``task_id``, ``annotation_id``, ``unknown`` (the
+    names it used that are not allowed; empty: it gave none), ``allowed`` (the project's
+    names).
+    """
+
+    def __init__(
+        self, message: str, *, round: int = -1, pool_id: int = -1, task_id: int = -1,
+        annotation_id: int = -1, unknown: Sequence[str] = (), allowed: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.round, self.pool_id, self.task_id, self.annotation_id = round, pool_id, task_id, annotation_id
+        self.unknown, self.allowed = list(unknown), list(allowed)
+
+    @classmethod
+    def of(
+        cls, *, round: int, pool_id: int, task_id: int, annotation_id: int, unknown: Sequence[str],
+        allowed: Sequence[str], task: str = "single_label",
+    ) -> LabelStudioUnknownLabelError:
+        """The error of one annotation, with the message people read.
+
+        >>> str(LabelStudioUnknownLabelError.of(round=1, pool_id=4, task_id=12, annotation_id=56,
+        ...     unknown=["MISC"], allowed=["LOC", "PER"], task="ner"))  # doctest: +NORMALIZE_WHITESPACE
+        "LabelStudioUnknownLabelError: Label Studio task 12 (pool id 4, round 1): annotation 56 uses the
+        unknown entity type 'MISC'; allowed: LOC, PER. The annotation is refused (not counted)
+        and the task stays pending until the annotation is corrected or deleted in Label Studio."
+        """
+        kind = {"ner": "entity type", "multi_label": "label"}.get(task, "class")
+        if unknown:
+            what = f"uses the unknown {kind}{'s' if len(unknown) > 1 else ''} " + ", ".join(
+                repr(str(n)) for n in unknown
+            )
+        else:
+            what = f"gives no {kind}"
+        message = (
+            f"LabelStudioUnknownLabelError: Label Studio task {task_id} (pool id {pool_id}, round {round}): "
+            f"annotation {annotation_id} {what}; allowed: {', '.join(map(str, allowed))}. The "
+            "annotation is refused (not counted) and the task stays pending until the annotation "
+            "is corrected or deleted in Label Studio."
+        )
+        return cls(message, round=round, pool_id=pool_id, task_id=task_id, annotation_id=annotation_id,
+                   unknown=unknown, allowed=allowed)
+
+    def record(self) -> dict[str, Any]:
+        """The error as kept in ``tasks.json`` and ``events.jsonl``."""
+        return {"error": type(self).__name__, "task_id": self.task_id, "annotation_id": self.annotation_id,
+                "unknown": self.unknown, "allowed": self.allowed, "message": str(self)}
 
 
 # ---------------------------------------------------------------------- labelling configs
@@ -246,6 +316,25 @@ def parse_annotation(
     if task == "multi_label":  # submitted with no choice: the empty label set
         return False, (), ""
     return False, None, None
+
+
+def unknown_names(ann: Mapping[str, Any], allowed: Sequence[str], task: str = "single_label") -> list[str]:
+    """The names a submitted annotation uses that are not ``allowed`` (entity types for
+    ``ner``, class / label names otherwise), in order of first use.
+
+    >>> region = {"from_name": "label", "type": "labels", "value": {"start": 0, "end": 2, "labels": ["MISC"]}}
+    >>> unknown_names({"result": [region]}, ["LOC", "PER"], "ner")
+    ['MISC']
+    """
+    kind = "labels" if task == "ner" else "choices"
+    known = {str(n) for n in allowed}
+    out: list[str] = []
+    for region in ann.get("result") or []:
+        if region.get("from_name") == FROM_NAME and region.get("type") == kind:
+            for name in (region.get("value") or {}).get(kind) or []:
+                if str(name) not in known and str(name) not in out:
+                    out.append(str(name))
+    return out
 
 
 def fingerprint(

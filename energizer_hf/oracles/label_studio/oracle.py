@@ -31,20 +31,28 @@ from energizer_hf.oracles.label_studio.annotations import (
     RESOLVED,
     SKIPPED,
     AnnotationChangedWarning,
+    AnnotationRefusedWarning,
     LabelStudioAuthError,
     LabelStudioError,
     LabelStudioTimeoutError,
+    LabelStudioUnknownLabelError,
     as_dicts,
-    choice_result,
     entity_types_of,
     make_label_config,
     parse_annotation,
     reason,
-    tags_to_spans,
+    unknown_names,
     vote,
     word_offsets,
 )
 from energizer_hf.oracles.label_studio.client import LabelStudioClient
+from energizer_hf.oracles.label_studio.payloads import (
+    choice_payloads,
+    learner_predictions,
+    model_payloads,
+    shown_text,
+    word_list,
+)
 from energizer_hf.retry import RetryError, call_with_retries
 from energizer_hf.run import RunDir, RunInfo
 from energizer_hf.utils import append_jsonl, atomic_write_json
@@ -89,8 +97,12 @@ class LabelStudioOracle(OracleBase):
             queried again); ``"ignore"``: it is never asked again and never labelled.
         conflict: several annotations on one task: ``"first"`` (the earliest submitted),
             ``"majority"`` (the most frequent label; a tie is unresolved), ``"unanimous"``
-            (all must agree). Unresolved tasks go back to the pool; every disagreement is
-            appended to ``label_studio/conflicts.jsonl``.
+            (all must agree). Unresolved tasks go back to the pool (``status: conflict``,
+            never labelled); every disagreement is appended to
+            ``label_studio/conflicts.jsonl`` (``resolved: null`` when unresolved). Votes
+            are compared as the run stores labels: a class, a label *set* (the order of
+            the choices does not matter) or the word-level BIO tags of the spans (spans
+            covering the same words are the same vote, whatever their character offsets).
         annotations_per_task: submitted-or-skipped annotations needed before a task counts
             as resolved (use > 1 with ``conflict="majority"``/``"unanimous"``).
         predictions: the pre-annotations: ``"model"`` (the run's model: its most likely
@@ -108,6 +120,18 @@ class LabelStudioOracle(OracleBase):
             ``max_retries`` attempts or ``retry_timeout`` seconds, then
             :class:`LabelStudioConnectionError`.
         progress: show a progress bar while blocking.
+
+    Unknown names: an annotation that uses an entity type, class or label the project
+    does not have (the labelling config was edited, or the annotation came through the
+    API), or a single-label annotation submitted without a class, is *refused*: it is
+    not a vote, and its task stays ``pending`` (never labelled, never resolved by the
+    other annotations) until that annotation is corrected or deleted in Label Studio.
+    Each refusal is a :class:`LabelStudioUnknownLabelError` naming the task id, the
+    annotation id, the unknown names and the allowed ones: :meth:`refused` lists them,
+    its message is warned once (:class:`AnnotationRefusedWarning`), logged in
+    ``label_studio/events.jsonl`` (``event: refused``), kept in the task's ``tasks.json``
+    entry (``refused``) and repeated in :class:`AwaitingAnnotations` /
+    :class:`LabelStudioTimeoutError` while the round waits.
 
     Attributes:
         partial: one-shot: the next ``annotate`` call of an asynchronous oracle closes its
@@ -396,9 +420,10 @@ class LabelStudioOracle(OracleBase):
             labels = None
         expected = entity_types_of(self._names()) if self.task == "ner" else self._names()
         if labels is None or list(labels) != expected:
+            kind = {"ner": "labels (spans)", "multi_label": "multiple-choice"}.get(self.task, "single-choice")
             raise LabelStudioError(
-                f"Label Studio project {project.id} has no single-choice control "
-                f"'{FROM_NAME}' with the classes {self.label_names} (found {labels}): use "
+                f"Label Studio project {project.id} has no {kind} control "
+                f"'{FROM_NAME}' with the names {expected} (found {labels}): use "
                 "another project or let the oracle create one."
             )
 
@@ -429,6 +454,11 @@ class LabelStudioOracle(OracleBase):
         return out
 
     def _texts_of(self, ids: np.ndarray) -> list[str]:
+        """The texts people see (a sentence of words joined by single spaces)."""
+        return [shown_text(t) for t in self._raw_texts(ids)]
+
+    def _raw_texts(self, ids: np.ndarray) -> list[Any]:
+        """The texts (or lists of words) of ``ids``, as the dataset or ``texts`` gives them."""
         if self._texts is not None:
             texts = list(self._texts(ids))
         elif self.dataset is None:
@@ -442,22 +472,25 @@ class LabelStudioOracle(OracleBase):
                 texts = [ds[int(i)][column] for i in ids]
         if len(texts) != len(ids):
             raise LabelStudioError(f"texts gave {len(texts)} texts for {len(ids)} ids.")
-        # a sentence of words (token classification) is shown joined by single spaces
-        return [word_offsets([str(w) for w in t])[0] if isinstance(t, (list, tuple)) else str(t) for t in texts]
+        return texts
 
     def _words(self, pool_id: int) -> tuple[list[int], list[int]]:
-        """Start and end offsets of the words of a sentence, in the text people see."""
-        text = self._texts_of(np.asarray([pool_id], dtype=np.int64))[0]
-        _, starts, ends = word_offsets(text.split(" "))
+        """Start and end offsets of the words of a sentence, in the text people see (from
+        the sentence's own words, so that one tag is read back per word)."""
+        raw = self._raw_texts(np.asarray([pool_id], dtype=np.int64))[0]
+        _, starts, ends = word_offsets(word_list(raw))
         return starts, ends
 
     def _task_payloads(self, ids: np.ndarray, round: int) -> list[dict[str, Any]]:
-        texts = self._texts_of(ids)
+        raw = self._raw_texts(ids)
+        texts = [shown_text(t) for t in raw]
         names = self._names()
+        version = self.model_version.format(round=round)
         preds = None
         if self.predictions == "model" and self.task != "single_label":
-            if self._predict is not None:
-                return self._task_payloads_with_model(ids, round, texts)
+            if self._predict is not None:  # label sets / word tags of the run's model
+                return model_payloads(ids, round, texts, [word_list(t) for t in raw], names=names,
+                                      task=self.task, predicted=self._predict(ids), model_version=version)
         elif self.predictions == "model":
             if self._predict is not None:  # the run's model: its best class and that probability
                 probs = np.asarray(self._predict(ids), dtype=np.float64)
@@ -465,42 +498,7 @@ class LabelStudioOracle(OracleBase):
         elif self.predictions is not None:
             labels, scores = self.predictions(ids)
             preds = (np.asarray(labels).reshape(-1), np.asarray(scores, dtype=float).reshape(-1))
-        payloads = []
-        for j, (pool_id, text) in enumerate(zip(ids.tolist(), texts)):
-            task: dict[str, Any] = {"data": {"text": text, "pool_id": int(pool_id), "round": int(round)}}
-            if preds is not None:
-                label = preds[0][j]
-                name = names[int(label)] if not isinstance(label, str) else label
-                task["predictions"] = [
-                    {
-                        "model_version": self.model_version.format(round=round),
-                        "score": float(preds[1][j]),
-                        "result": choice_result(name),
-                    }
-                ]
-            payloads.append(task)
-        return payloads
-
-    def _task_payloads_with_model(self, ids: np.ndarray, round: int, texts: list[str]) -> list[dict[str, Any]]:
-        """Pre-annotations of the run's model: the labels whose probability reaches 0.5
-        (multi-label), or the spans of the predicted word tags (ner)."""
-        names = self._names()
-        out = []
-        predicted = self._predict(ids) if self._predict is not None else None
-        for j, (pool_id, text) in enumerate(zip(ids.tolist(), texts)):
-            task: dict[str, Any] = {"data": {"text": text, "pool_id": int(pool_id), "round": int(round)}}
-            if self.task == "multi_label":
-                p = np.asarray(predicted[j], dtype=np.float64)
-                chosen = [names[i] for i in np.flatnonzero(p >= 0.5).tolist()]
-                result, score = choice_result(chosen), float(np.mean(np.maximum(p, 1 - p)))
-            else:
-                tags, score = predicted[j]
-                result = tags_to_spans(list(tags), names, text.split(" "))
-            task["predictions"] = [
-                {"model_version": self.model_version.format(round=round), "score": float(score), "result": result}
-            ]
-            out.append(task)
-        return out
+        return choice_payloads(ids, round, texts, names=names, preds=preds, model_version=version)
 
     # ------------------------------------------------------------------ importing
     def submit(self, ids: Sequence[int] | np.ndarray, *, round: int) -> dict[str, int]:
@@ -598,20 +596,37 @@ class LabelStudioOracle(OracleBase):
             return names[int(label)]
         return [names[int(v)] for v in label]
 
-    def _resolve(self, round: int, pool_id: int, task: Any) -> dict[str, Any] | None:
-        """The resolved entry of a task, or ``None`` while it waits for annotations."""
+    def _allowed(self) -> list[str]:
+        """The names an annotation may use: entity types (ner), class / label names."""
+        names = self._names()
+        return entity_types_of(names) if self.task == "ner" else list(names)
+
+    def _resolve(
+        self, round: int, pool_id: int, task: Any
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The resolved entry of a task (``None`` while it waits for annotations) and the
+        records of its refused annotations (:class:`LabelStudioUnknownLabelError`)."""
         anns = sorted(as_dicts(task.annotations), key=lambda a: int(a["id"]))
         parsed = [(a, *self._parse(a, pool_id)) for a in anns]
         cancelled = [p for p in parsed if p[1]]
         submitted = [p for p in parsed if not p[1] and p[2] is not None]
-        invalid = [p for p in parsed if not p[1] and p[2] is None]
-        if invalid:
-            log.warning(
-                "Task %s (pool id %d): %d annotation(s) without a known class (%s); not counted.",
-                task.id, pool_id, len(invalid), [p[3] for p in invalid],
-            )
-        if len(submitted) + len(cancelled) < self.annotations_per_task:
-            return None
+        allowed = self._allowed()
+        refused = [
+            LabelStudioUnknownLabelError.of(
+                round=round, pool_id=pool_id, task_id=int(task.id), annotation_id=int(p[0]["id"]),
+                unknown=unknown_names(p[0], allowed, self.task), allowed=allowed, task=self.task,
+            ).record()
+            for p in parsed if not p[1] and p[2] is None
+        ]
+        # a refused annotation keeps its task pending: the others never resolve it alone
+        if refused or len(submitted) + len(cancelled) < self.annotations_per_task:
+            return None, refused
+        return self._decide(round, pool_id, task, anns, submitted), []
+
+    def _decide(
+        self, round: int, pool_id: int, task: Any, anns: list[dict[str, Any]], submitted: list[Any]
+    ) -> dict[str, Any]:
+        """The entry of a task with enough valid annotations: skipped, labelled or conflict."""
         entry: dict[str, Any] = {"task_id": int(task.id), "seen": self._fingerprint(anns, pool_id)}
         if not submitted:
             status = IGNORED if self.skipped == "ignore" else SKIPPED
@@ -678,7 +693,14 @@ class LabelStudioOracle(OracleBase):
                     entry["task_id"] = int(task.id)
                     changed = True
                 if status == PENDING:
-                    resolved = self._resolve(r, pool_id, task)
+                    resolved, refused = self._resolve(r, pool_id, task)
+                    if refused != entry.get("refused", []):
+                        self._report_refused(r, pool_id, entry.get("refused", []), refused)
+                        if refused:
+                            entry["refused"] = refused
+                        else:
+                            entry.pop("refused", None)
+                        changed = True
                     if resolved is not None:
                         entry.update(resolved)
                         changed = True
@@ -701,6 +723,43 @@ class LabelStudioOracle(OracleBase):
         scope = [state["rounds"].get(str(round), {})] if round is not None else state["rounds"].values()
         return dict(Counter(e.get("status") for entries in scope for e in entries.values()))
 
+    def _report_refused(
+        self, round: int, pool_id: int, before: list[dict[str, Any]], now: list[dict[str, Any]]
+    ) -> None:
+        """Warn and log each refusal once (a new one, or one whose names changed)."""
+        for record in now:
+            if record in before:
+                continue
+            warnings.warn(record["message"], AnnotationRefusedWarning, stacklevel=3)
+            self._event("refused", round=round, pool_id=pool_id, **record)
+
+    def refused(self, round: int | None = None) -> list[LabelStudioUnknownLabelError]:
+        """The refused annotations of the tasks still pending in ``round`` (all rounds when
+        ``None``), as of the last read of the project: one :class:`LabelStudioUnknownLabelError` each
+        (nothing is raised)."""
+        rounds = self._load_state()["rounds"]
+        keys = [str(round)] if round is not None else sorted(rounds, key=int)
+        out = []
+        for rkey in keys:
+            for pkey, entry in rounds.get(rkey, {}).items():
+                if entry.get("status") != PENDING:
+                    continue
+                for rec in entry.get("refused", []):
+                    out.append(LabelStudioUnknownLabelError(
+                        rec["message"], round=int(rkey), pool_id=int(pkey), task_id=rec["task_id"],
+                        annotation_id=rec["annotation_id"], unknown=rec["unknown"], allowed=rec["allowed"],
+                    ))
+        return out
+
+    def _refused_note(self, ids: np.ndarray, round: int) -> str:
+        """What the waiting round's message adds about refused annotations."""
+        wanted = {int(i) for i in ids.tolist()}
+        errors = [e for e in self.refused(round) if e.pool_id in wanted]
+        if not errors:
+            return ""
+        more = f" (and {len(errors) - 1} more: oracle.refused(), {self.tasks_file})" if len(errors) > 1 else ""
+        return f" {len(errors)} annotation(s) refused: {errors[0]}{more}"
+
     # ------------------------------------------------------------------ the Oracle protocol
     def annotate(self, ids: np.ndarray, *, round: int) -> np.ndarray | None:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -713,7 +772,9 @@ class LabelStudioOracle(OracleBase):
         if done < total and self.wait == "async" and partial:
             self._abandon(ids, round)
         elif done < total and self.wait == "async":
-            raise AwaitingAnnotations(round, done, total, self.project_url)
+            note = self._refused_note(ids, round)
+            waiting = AwaitingAnnotations(round, done, total, self.project_url)
+            raise AwaitingAnnotations(round, done, total, self.project_url, f"{waiting}{note}" if note else "")
         if done < total:
             self._block(ids, round, done)
         return self.labels(ids, round=round)
@@ -753,7 +814,8 @@ class LabelStudioOracle(OracleBase):
                     raise LabelStudioTimeoutError(
                         f"Round {round}: only {done}/{total} tasks were annotated within "
                         f"{self.timeout:.0f} s in {self.project_url}. Nothing is lost: run again "
-                        "(or `energizer-hf annotate RUN_DIR`) to keep waiting.",
+                        "(or `energizer-hf annotate RUN_DIR`) to keep waiting."
+                        f"{self._refused_note(ids, round)}",
                         round, done, total, self.project_url,
                     )
                 time.sleep(self.poll_interval)
@@ -796,38 +858,3 @@ class LabelStudioOracle(OracleBase):
         kwargs = dict(state.get("settings") or {})
         kwargs.update(overrides)
         return cls(url=url, token=token, project=state.get("project"), run_dir=run_dir, **kwargs)
-
-
-def learner_predictions(learner: Any, batch_size: int = 64) -> Callable[[np.ndarray], tuple[Any, Any]]:
-    """``predictions=`` for :class:`LabelStudioOracle` from an ``ActiveLearner``'s current
-    model: ``(argmax label, its probability)`` per pool id (the model of the round that
-    queried them; the initial set gets the untrained model's guesses)."""
-
-    def predict(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        cfg = learner.config
-        model = learner.module.model
-        device = next(model.parameters()).device
-        rows = learner.pool.view(np.asarray(ids, dtype=np.int64))
-        pair = cfg.text_pair_column
-        labels, scores = [], []
-        was_training = model.training
-        model.eval()
-        try:
-            for start in range(0, len(ids), batch_size):
-                batch = rows[start : start + batch_size]
-                enc = learner.tokenizer(
-                    batch[cfg.text_column], batch[pair] if pair else None, truncation=True,
-                    max_length=cfg.max_length, padding=True, return_tensors="pt",
-                ).to(device)
-                with torch.no_grad():
-                    probs = model(**enc).logits.float().softmax(-1)
-                best = probs.max(-1)
-                labels.append(best.indices.cpu().numpy())
-                scores.append(best.values.cpu().numpy())
-        finally:
-            model.train(was_training)
-        return np.concatenate(labels), np.concatenate(scores)
-
-    return predict
