@@ -21,6 +21,7 @@ from energizer_hf.oracles.base import (
 __all__ = [
     "AWAITING_ANNOTATIONS",
     "AwaitingAnnotations",
+    "AnnotationRefusedWarning",
     "CallableOracle",
     "LabelStudioAuthError",
     "LabelStudioConnectionError",
@@ -28,6 +29,7 @@ __all__ = [
     "LabelStudioOracle",
     "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
+    "LabelStudioUnknownLabelError",
     "Oracle",
     "OracleBase",
     "SimulatedOracle",
@@ -36,12 +38,14 @@ __all__ = [
 ]
 
 _LABEL_STUDIO = {
+    "AnnotationRefusedWarning",
     "LabelStudioAuthError",
     "LabelStudioConnectionError",
     "LabelStudioError",
     "LabelStudioOracle",
     "LabelStudioStreamOracle",
     "LabelStudioTimeoutError",
+    "LabelStudioUnknownLabelError",
 }
 
 
