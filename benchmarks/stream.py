@@ -186,13 +186,16 @@ def table(rows: list[dict], args) -> str:
     timed = [r for r in rows if "scoring_alone" in r]
     if timed:
         lines += ["", "| stream | strategy | items/s decided (learner) | items/s scored alone | ratio | "
-                  "stream waited at swaps (s) | longest mini-batch (s) |", "|---|---|---|---|---|---|---|"]
+                  "stream waited at swaps (s) | items/s decided, swap waits excluded | ratio | longest mini-batch (s) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in timed:
             t = r["timings"]
             learner_rate = t["items"] / t["stream"]
+            busy = t["items"] / max(t["stream"] - t.get("swap", 0.0), 1e-9)
             alone = r["scoring_alone"]["items"] / r["scoring_alone"]["seconds"]
             lines.append(f"| {r['stream']} | {r['strategy']} | {learner_rate:.1f} | {alone:.1f} | "
-                         f"{learner_rate / alone:.2f} | {t.get('swap', 0.0):.1f} | {t.get('longest_batch', 0.0):.2f} |")
+                         f"{learner_rate / alone:.2f} | {t.get('swap', 0.0):.1f} | {busy:.1f} | {busy / alone:.2f} | "
+                         f"{t.get('longest_batch', 0.0):.2f} |")
     return "\n".join(lines)
 
 
