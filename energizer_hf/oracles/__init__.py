@@ -20,8 +20,8 @@ from energizer_hf.oracles.base import (
 
 __all__ = [
     "AWAITING_ANNOTATIONS",
-    "AwaitingAnnotations",
     "AnnotationRefusedWarning",
+    "AwaitingAnnotations",
     "CallableOracle",
     "LabelStudioAuthError",
     "LabelStudioConnectionError",

@@ -263,7 +263,7 @@ class QuantileUncertaintyStream(StreamStrategy):
     """Label an item whose score is among the top ``budget_rate`` share of the last ``window`` scores.
 
     Spreads the budget over the window and needs no threshold on the score's scale; see
-    :func:`~energizer_hf.functional.stream.quantile_uncertainty_decisions`.
+    :func:`~energizer_hf.functional.stream_quantile.quantile_uncertainty_decisions`.
 
     >>> QuantileUncertaintyStream(0.5, window=4).decide(np.array([0.2, 0.9, 0.1, 0.5])).tolist()
     [True, True, False, False]
