@@ -291,7 +291,12 @@ class LightningBackend:
             store = getattr(pool, "label_store", None)
             rows = store.rows(ids) if store is not None and hasattr(store, "rows") else None
             multi_hot = isinstance(rows, np.ndarray) and rows.ndim == 2  # a multi-label store
-            self._apply_class_weights(rows if multi_hot else pool.labels[ids], multi_hot=multi_hot)
+            if store is not None and hasattr(store, "word_tags"):  # token classification: the words' tags
+                tags = store.word_tags(np.sort(ids))
+                labels = np.concatenate(tags) if tags else np.zeros(0, np.int64)
+            else:
+                labels = rows if multi_hot else pool.labels[ids]
+            self._apply_class_weights(labels, multi_hot=multi_hot)
         self._set_phase(round, "fit")
         trainer = self._trainer(overrides, extra)
         with _quiet_lightning(self.quiet), _interrupt_as_keyboard_interrupt(trainer):

@@ -1,4 +1,4 @@
-"""Multi-label defaults: per-label positive weights and a faster head unless the run says otherwise.
+"""Task-dependent fit defaults and class weights: multi-label weights positives and speeds up its head.
 
 Without them a sigmoid head fitted on a few hundred GoEmotions rows predicts the majority
 label only (BENCHMARKS.md, issue 16); these tests check the defaults reach the fit.
@@ -48,3 +48,23 @@ def test_single_label_defaults_are_unchanged(tmp_path, demo_data, demo_tokenizer
     learner.run()
     module = learner.strategy.model
     assert module.class_weights is None and module.head_learning_rate is None
+
+
+def test_balanced_class_weights_for_ner_come_from_the_words_tags(tmp_path):
+    """``class_weights: balanced`` on a NER run weights each tag by its inverse frequency over
+    the labelled words (it used to read the pool's unused single-label column and weigh nothing)."""
+    from energizer_hf.demo import make_ner_dataset, train_wordpiece_tokenizer
+    from energizer_hf.functional import balanced_class_weights
+
+    data = make_ner_dataset(120, 30, seed=0)
+    tok = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]], vocab_size=200)
+    learner = ActiveLearner(dataset=data, model=tiny(tok), tokenizer=tok, strategy="token_entropy",
+                            **learner_kwargs(tmp_path, rounds=0, class_weights="balanced"))
+    learner.run()
+    module = learner.strategy.model
+    store = learner.pool.label_store
+    ids = np.sort(learner.pool.labelled_ids)
+    expected = balanced_class_weights(np.concatenate(store.word_tags(ids)), len(store.tag_names))
+    torch.testing.assert_close(module.class_weights, expected)
+    o = store.tag_names.index("O")
+    assert module.class_weights[o] < 1 < module.class_weights.max()  # O is the majority tag
