@@ -141,7 +141,9 @@ class LightningBackend:
             after this many validation passes without gain (0: off).
         monitor: the validation metric of model selection (maximised).
         class_weights: ``"balanced"`` (inverse class frequency of each fit's training
-            rows), a list of per-class weights, or ``None``: the loss weights of a module
+            rows; the tags of their words for token classification; per-label positive
+            weights for multi-label), ``"sqrt_balanced"`` (the square root of those), a list
+            of per-class weights, or ``None``: the loss weights of a module
             with a ``class_weights`` attribute.
         fit_progress: show a progress bar per fit.
     """
@@ -236,7 +238,8 @@ class LightningBackend:
             if isinstance(self.class_weights, str):
                 from energizer_hf.functional import balanced_pos_weights
 
-                self.model.class_weights = balanced_pos_weights(labels)
+                weights = balanced_pos_weights(labels)
+                self.model.class_weights = weights.sqrt() if self.class_weights == "sqrt_balanced" else weights
                 return
         else:
             n = int(self.num_classes or (labels.max() + 1 if labels.size else 0))
@@ -244,6 +247,8 @@ class LightningBackend:
             from energizer_hf.functional import balanced_class_weights
 
             weights = balanced_class_weights(labels, n)
+            if self.class_weights == "sqrt_balanced":  # tempered: the square root of the balanced weights
+                weights = weights.sqrt()
         else:
             weights = torch.as_tensor(self.class_weights, dtype=torch.float32)
             if weights.numel() != n:

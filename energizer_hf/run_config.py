@@ -179,7 +179,8 @@ class RunConfig:
     class_weights: Any = field(
         default=None,
         metadata={"help": "Class-weighted loss: 'balanced' (inverse frequency in each fit's labelled rows; "
-                  "multi-label: per-label positive weights), a list of per-class weights, or 'none'. Default "
+                  "multi-label: per-label positive weights), 'sqrt_balanced' (their square root), a list of per-class "
+                  "weights, or 'none'. Default "
                   "(null): none for single-label and token classification, 'balanced' for multi-label."},
     )
     peft: dict[str, Any] | None = field(
@@ -309,10 +310,11 @@ class RunConfig:
             self.validation_split = None
         self.fit_schedule()  # validates min_steps and min_validation_size
         if self.class_weights is not None and not (
-            self.class_weights in ("balanced", "none") or isinstance(self.class_weights, (list, tuple))
+            self.class_weights in ("balanced", "sqrt_balanced", "none") or isinstance(self.class_weights, (list, tuple))
         ):
             raise EnergizerError(
-                f"class_weights must be 'balanced', 'none' or a list of per-class weights, got {self.class_weights!r}."
+                f"class_weights must be 'balanced', 'sqrt_balanced', 'none' or a list of per-class weights, got "
+                f"{self.class_weights!r}."
             )
         if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
             raise EnergizerError(
