@@ -50,7 +50,8 @@ def test_single_label_defaults_are_unchanged(tmp_path, demo_data, demo_tokenizer
     assert module.class_weights is None and module.head_learning_rate is None
 
 
-def test_balanced_class_weights_for_ner_come_from_the_words_tags(tmp_path):
+@pytest.mark.parametrize("mode", ["balanced", "sqrt_balanced"])
+def test_balanced_class_weights_for_ner_come_from_the_words_tags(tmp_path, mode):
     """``class_weights: balanced`` on a NER run weights each tag by its inverse frequency over
     the labelled words (it used to read the pool's unused single-label column and weigh nothing)."""
     from energizer_hf.demo import make_ner_dataset, train_wordpiece_tokenizer
@@ -59,12 +60,13 @@ def test_balanced_class_weights_for_ner_come_from_the_words_tags(tmp_path):
     data = make_ner_dataset(120, 30, seed=0)
     tok = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]], vocab_size=200)
     learner = ActiveLearner(dataset=data, model=tiny(tok), tokenizer=tok, strategy="token_entropy",
-                            **learner_kwargs(tmp_path, rounds=0, class_weights="balanced"))
+                            **learner_kwargs(tmp_path, rounds=0, class_weights=mode))
     learner.run()
     module = learner.strategy.model
     store = learner.pool.label_store
     ids = np.sort(learner.pool.labelled_ids)
     expected = balanced_class_weights(np.concatenate(store.word_tags(ids)), len(store.tag_names))
+    expected = expected.sqrt() if mode == "sqrt_balanced" else expected
     torch.testing.assert_close(module.class_weights, expected)
     o = store.tag_names.index("O")
     assert module.class_weights[o] < 1 < module.class_weights.max()  # O is the majority tag
