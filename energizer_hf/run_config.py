@@ -181,7 +181,7 @@ class RunConfig:
         metadata={"help": "Class-weighted loss: 'balanced' (inverse frequency in each fit's labelled rows; "
                   "multi-label: per-label positive weights), 'sqrt_balanced' (their square root), a list of per-class "
                   "weights, or 'none'. Default "
-                  "(null): none for single-label and token classification, 'balanced' for multi-label."},
+                  "(null): none for single-label, 'balanced' for multi-label, 'sqrt_balanced' for token classification."},
     )
     peft: dict[str, Any] | None = field(
         default=None,
@@ -329,18 +329,22 @@ class RunConfig:
     def task_class_weights(self, task: str) -> Any:
         """``class_weights`` as the fit uses it for ``task``: the setting, or by default (null)
         per-label positive weights for multi-label runs (without them a sigmoid head fitted on
-        a few hundred rows predicts the majority label only: see BENCHMARKS.md) and none
-        otherwise; ``'none'`` turns weights off.
+        a few hundred rows predicts the majority label only), the square root of the inverse
+        tag frequencies for token classification (without them a token head fitted on a few
+        dozen sentences often predicts ``O`` for every word), and none for single-label text
+        classification (BENCHMARKS.md); ``'none'`` turns weights off.
 
         >>> RunConfig(model="m", dataset="d").task_class_weights("multi_label")
         'balanced'
+        >>> RunConfig(model="m", dataset="d").task_class_weights("token_classification")
+        'sqrt_balanced'
         >>> RunConfig(model="m", dataset="d", class_weights="none").task_class_weights("multi_label") is None
         True
         """
         if self.class_weights == "none":
             return None
-        if self.class_weights is None and task == "multi_label":
-            return "balanced"
+        if self.class_weights is None:
+            return {"multi_label": "balanced", "token_classification": "sqrt_balanced"}.get(task)
         return self.class_weights
 
     def task_head_learning_rate(self, task: str) -> float | None:

@@ -1,4 +1,5 @@
-"""Task-dependent fit defaults and class weights: multi-label weights positives and speeds up its head.
+"""Task-dependent fit defaults and class weights: multi-label weights positives and speeds up its head,
+token classification weights tags by the square root of their inverse frequency.
 
 Without them a sigmoid head fitted on a few hundred GoEmotions rows predicts the majority
 label only (BENCHMARKS.md, issue 16); these tests check the defaults reach the fit.
@@ -70,3 +71,22 @@ def test_balanced_class_weights_for_ner_come_from_the_words_tags(tmp_path, mode)
     torch.testing.assert_close(module.class_weights, expected)
     o = store.tag_names.index("O")
     assert module.class_weights[o] < 1 < module.class_weights.max()  # O is the majority tag
+
+
+def test_ner_default_weights_tags_by_the_square_root_of_their_inverse_frequency(tmp_path):
+    from energizer_hf.demo import make_ner_dataset, train_wordpiece_tokenizer
+    from energizer_hf.functional import balanced_class_weights
+
+    data = make_ner_dataset(120, 30, seed=0)
+    tok = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]], vocab_size=200)
+    learner = ActiveLearner(dataset=data, model=tiny(tok), tokenizer=tok, strategy="token_entropy",
+                            **learner_kwargs(tmp_path, rounds=0))
+    learner.run()
+    store = learner.pool.label_store
+    ids = np.sort(learner.pool.labelled_ids)
+    expected = balanced_class_weights(np.concatenate(store.word_tags(ids)), len(store.tag_names)).sqrt()
+    torch.testing.assert_close(learner.strategy.model.class_weights, expected)
+    learner = ActiveLearner(dataset=data, model=tiny(tok), tokenizer=tok, strategy="token_entropy",
+                            **learner_kwargs(tmp_path / "off", rounds=0, class_weights="none"))
+    learner.run()
+    assert learner.strategy.model.class_weights is None
