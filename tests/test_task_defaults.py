@@ -90,3 +90,35 @@ def test_ner_default_weights_tags_by_the_square_root_of_their_inverse_frequency(
                             **learner_kwargs(tmp_path / "off", rounds=0, class_weights="none"))
     learner.run()
     assert learner.strategy.model.class_weights is None
+
+
+@pytest.mark.parametrize("name", ["token_entropy", "token_entropy_mean", "token_least_confidence_max", "mnlp"])
+def test_token_scores_count_first_subwords_only_whatever_the_padding(name):
+    """A sentence's score must not depend on the batch it is scored in. The collator returns
+    a transformers ``BatchEncoding`` (not a dict); the word mask was missed for it, so every
+    position, padding included, was scored (sum favoured sentences batched with long ones)."""
+    from energizer_hf.demo import build_tiny_bert, make_ner_dataset, train_wordpiece_tokenizer
+    from energizer_hf.query_strategies import get_strategy_class
+    from energizer_hf.tasks import HFTokenClassifier, TokenLabelCollator
+    from energizer_hf.token_alignment import tokenize_and_align
+
+    data = make_ner_dataset(40, 5, seed=0)
+    tok = train_wordpiece_tokenizer([" ".join(t) for t in data["train"]["tokens"][:]], vocab_size=200)
+    rows = tokenize_and_align(data["train"], tok, tags_column=None, max_length=64, progress=False)
+    torch.manual_seed(0)
+    module = HFTokenClassifier(build_tiny_bert(len(tok), hidden=16, layers=1), num_labels=5).eval()
+    strategy = get_strategy_class(name)(module)
+    collate = TokenLabelCollator(tok)
+    lengths = np.asarray(rows["length"][:])
+    short, long = int(lengths.argmin()), int(lengths.argmax())
+    assert lengths[long] > lengths[short] + 3
+    feats = [{k: rows[i][k] for k in ("input_ids", "word_ids")} for i in (short, long)]
+    alone, together = collate(feats[:1]), collate(feats)
+    assert not isinstance(together, dict)  # a BatchEncoding: the case that was missed
+    with torch.inference_mode():
+        s_alone = strategy._check_scores(strategy.pool_step(alone, 0), 1)
+        s_together = strategy._check_scores(strategy.pool_step(together, 0), 2)
+        _, mask = strategy.pool_step(together, 0)
+    torch.testing.assert_close(s_together[0], s_alone[0], rtol=1e-4, atol=1e-5)
+    words = [max(w for w in f["word_ids"] if w is not None and w >= 0) + 1 for f in feats]
+    assert mask.sum(1).tolist() == words  # one position per word

@@ -22,6 +22,7 @@ validation rows; 0.5 for a model without one) unless given ``threshold``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -128,7 +129,7 @@ def _item_label(item: Any, key: str | int | None) -> Any:
             return item[key]
         except (KeyError, IndexError, TypeError):
             return None
-    if isinstance(item, dict):
+    if isinstance(item, Mapping):
         return next((item[k] for k in ("labels", "label") if k in item), None)
     if isinstance(item, (tuple, list)) and len(item) >= 2:
         return item[-1]

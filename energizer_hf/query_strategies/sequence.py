@@ -17,6 +17,7 @@ Sum favours long sentences: compare strategies at equal annotation cost with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -64,7 +65,7 @@ def token_logits_and_mask(strategy: Any, batch: Any) -> tuple[Tensor, Tensor | N
             f"{type(strategy.model).__name__}, got {shape}: use a token-classification model."
         )
     mask = None
-    if isinstance(batch, dict):
+    if isinstance(batch, Mapping):  # a dict or a transformers BatchEncoding (a UserDict)
         if batch.get("word_ids") is not None:
             mask = _first_subword(batch["word_ids"].to(logits.device))
         elif batch.get("attention_mask") is not None:
